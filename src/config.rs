@@ -1,0 +1,180 @@
+//! Runtime configuration, read once at start-up from environment variables.
+//!
+//! Every setting has a default that works on a developer machine (PostgreSQL and Redis on
+//! localhost). The README's configuration table lists the same names; keep the two together.
+//! Values are validated here so that a typo fails the start with a message naming the
+//! variable, instead of surfacing later as odd behaviour.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+/// Limits applied to every GraphQL document before it runs. Each one has the name that
+/// appears in the error code a client receives when it is exceeded.
+#[derive(Clone, Debug)]
+pub struct QueryLimits {
+    /// `MAX_QUERY_DEPTH`: deepest field nesting (Next.js Commerce reaches 12).
+    pub max_depth: usize,
+    /// `MAX_QUERY_COST`: requested cost, computed from `first`/`last` before execution.
+    pub max_cost: u64,
+    /// `MAX_QUERY_ALIASES`: aliased fields per document (alias floods).
+    pub max_aliases: usize,
+    /// `MAX_QUERY_ROOT_FIELDS`: top-level fields per operation.
+    pub max_root_fields: usize,
+    /// `MAX_QUERY_TOKENS`: lexical tokens per document (huge documents).
+    pub max_tokens: usize,
+    /// `MAX_PAGE_SIZE`: the largest `first`/`last` (and `nodes(ids:)` length) accepted.
+    pub max_page_size: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            max_depth: 15,
+            max_cost: 100_000,
+            max_aliases: 30,
+            max_root_fields: 20,
+            max_tokens: 15_000,
+            max_page_size: 250,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `DATABASE_URL`: the primary, which takes every write.
+    pub database_url: String,
+    /// `DATABASE_REPLICA_URLS`: streaming replicas for reads that tolerate lag.
+    pub replica_urls: Vec<String>,
+    /// `DATABASE_POOL_SIZE`: connections per pool (primary and each replica).
+    pub pool_size: usize,
+    /// `DATABASE_CONNECT_TIMEOUT_MS`: how long a pool waits to open a connection.
+    pub connect_timeout: Duration,
+    /// `REPLICA_MAX_LAG_MS`: a replica further behind than this leaves the rotation.
+    pub replica_max_lag: Duration,
+    /// `REPLICA_HEALTH_INTERVAL_MS`: how often replicas are probed.
+    pub replica_health_interval: Duration,
+    /// `LISTEN_ADDR`: where the HTTP server listens.
+    pub listen_addr: SocketAddr,
+    /// `AUTO_MIGRATE`: run pending migrations when `serve` starts.
+    pub auto_migrate: bool,
+    /// `AUTO_SEED_PRODUCTS`: products of demo catalog seeded into an empty database (0 = off).
+    pub auto_seed_products: u32,
+    /// `SHOP_CURRENCY`: the currency prices fall back to.
+    pub shop_currency: String,
+    /// `SHOP_URL`: public base URL, used for `checkoutUrl` and menu links.
+    pub shop_url: String,
+    /// `IMAGE_URL_TEMPLATE`: image-CDN URL built by `Image.url(transform:)`.
+    pub image_url_template: String,
+    /// `INTROSPECTION`: allow schema introspection.
+    pub introspection: bool,
+    /// `QUERY_STATS`: report SQL statements per request in `extensions.stats` (benchmarks, tests).
+    pub query_stats: bool,
+    /// `REQUEST_TIMEOUT_MS`: whole-request deadline.
+    pub request_timeout: Duration,
+    /// `MAX_BODY_BYTES`: request body limit.
+    pub max_body_bytes: usize,
+    /// `SHUTDOWN_GRACE_MS`: how long SIGTERM waits for in-flight requests.
+    pub shutdown_grace: Duration,
+    /// `MAX_CART_LINES`: distinct lines one cart may hold.
+    pub max_cart_lines: usize,
+    /// `MAX_LINE_QUANTITY`: the largest quantity of one line.
+    pub max_line_quantity: i32,
+    pub limits: QueryLimits,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match var(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{name}={raw:?} is not valid: {e}")),
+    }
+}
+
+fn flag(name: &str, default: bool) -> anyhow::Result<bool> {
+    match var(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => bail!("{name}={other:?} is not a boolean (use true or false)"),
+    }
+}
+
+fn millis(name: &str, default_ms: u64) -> anyhow::Result<Duration> {
+    Ok(Duration::from_millis(parse(name, default_ms)?))
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let database_url = var("DATABASE_URL")
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/commerce_gateway".into());
+        let replica_urls = var("DATABASE_REPLICA_URLS")
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let listen_addr = parse("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
+        let shop_currency = var("SHOP_CURRENCY").unwrap_or_else(|| "USD".into()).to_uppercase();
+        if crate::money::exponent(&shop_currency).is_none() {
+            bail!("SHOP_CURRENCY={shop_currency:?} is not a supported ISO 4217 currency code");
+        }
+        let shop_url = var("SHOP_URL").unwrap_or_else(|| format!("http://{listen_addr}"));
+        let shop_url = shop_url.trim_end_matches('/').to_string();
+        url::Url::parse(&shop_url).with_context(|| format!("SHOP_URL={shop_url:?}"))?;
+        let image_url_template = var("IMAGE_URL_TEMPLATE").unwrap_or_else(|| "{url}".into());
+        if !image_url_template.contains("{url}") {
+            bail!("IMAGE_URL_TEMPLATE must contain the {{url}} placeholder");
+        }
+        let defaults = QueryLimits::default();
+        let limits = QueryLimits {
+            max_depth: parse("MAX_QUERY_DEPTH", defaults.max_depth)?,
+            max_cost: parse("MAX_QUERY_COST", defaults.max_cost)?,
+            max_aliases: parse("MAX_QUERY_ALIASES", defaults.max_aliases)?,
+            max_root_fields: parse("MAX_QUERY_ROOT_FIELDS", defaults.max_root_fields)?,
+            max_tokens: parse("MAX_QUERY_TOKENS", defaults.max_tokens)?,
+            max_page_size: parse("MAX_PAGE_SIZE", defaults.max_page_size)?,
+        };
+        if limits.max_page_size == 0 || limits.max_depth == 0 {
+            bail!("MAX_PAGE_SIZE and MAX_QUERY_DEPTH must be at least 1");
+        }
+        let pool_size = parse("DATABASE_POOL_SIZE", 16usize)?;
+        if pool_size == 0 {
+            bail!("DATABASE_POOL_SIZE must be at least 1");
+        }
+        Ok(Self {
+            database_url,
+            replica_urls,
+            pool_size,
+            connect_timeout: millis("DATABASE_CONNECT_TIMEOUT_MS", 2_000)?,
+            replica_max_lag: millis("REPLICA_MAX_LAG_MS", 5_000)?,
+            replica_health_interval: millis("REPLICA_HEALTH_INTERVAL_MS", 1_000)?,
+            listen_addr,
+            auto_migrate: flag("AUTO_MIGRATE", true)?,
+            auto_seed_products: parse("AUTO_SEED_PRODUCTS", 200u32)?,
+            shop_currency,
+            shop_url,
+            image_url_template,
+            introspection: flag("INTROSPECTION", true)?,
+            query_stats: flag("QUERY_STATS", false)?,
+            request_timeout: millis("REQUEST_TIMEOUT_MS", 15_000)?,
+            max_body_bytes: parse("MAX_BODY_BYTES", 256 * 1024usize)?,
+            shutdown_grace: millis("SHUTDOWN_GRACE_MS", 20_000)?,
+            max_cart_lines: parse("MAX_CART_LINES", 250usize)?,
+            max_line_quantity: parse("MAX_LINE_QUANTITY", 10_000i32)?,
+            limits,
+        })
+    }
+}

@@ -1,0 +1,223 @@
+//! Diesel's view of the tables in `migrations/`. Kept by hand, in the order of the migrations.
+
+diesel::table! {
+    categories (id) {
+        id -> Int8,
+        parent_id -> Nullable<Int8>,
+        handle -> Text,
+        name -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    products (id) {
+        id -> Int8,
+        handle -> Text,
+        title -> Text,
+        description -> Text,
+        description_html -> Text,
+        vendor -> Text,
+        product_type -> Text,
+        tags -> Array<Text>,
+        status -> Text,
+        published_at -> Nullable<Timestamptz>,
+        seo_title -> Nullable<Text>,
+        seo_description -> Nullable<Text>,
+        category_id -> Nullable<Int8>,
+        total_sales -> Int8,
+        min_price_minor -> Int8,
+        max_price_minor -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    product_options (id) {
+        id -> Int8,
+        product_id -> Int8,
+        name -> Text,
+        position -> Int4,
+        values -> Array<Text>,
+    }
+}
+
+diesel::table! {
+    product_images (id) {
+        id -> Int8,
+        product_id -> Int8,
+        url -> Text,
+        alt_text -> Nullable<Text>,
+        width -> Nullable<Int4>,
+        height -> Nullable<Int4>,
+        position -> Int4,
+    }
+}
+
+diesel::table! {
+    product_variants (id) {
+        id -> Int8,
+        product_id -> Int8,
+        title -> Text,
+        sku -> Nullable<Text>,
+        barcode -> Nullable<Text>,
+        position -> Int4,
+        option1 -> Nullable<Text>,
+        option2 -> Nullable<Text>,
+        option3 -> Nullable<Text>,
+        grams -> Int4,
+        weight_unit -> Text,
+        requires_shipping -> Bool,
+        taxable -> Bool,
+        inventory_policy -> Text,
+        image_id -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    variant_prices (variant_id, currency) {
+        variant_id -> Int8,
+        currency -> Bpchar,
+        amount_minor -> Int8,
+        compare_at_minor -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    locations (id) {
+        id -> Int8,
+        name -> Text,
+    }
+}
+
+diesel::table! {
+    inventory_levels (variant_id, location_id) {
+        variant_id -> Int8,
+        location_id -> Int8,
+        on_hand -> Int4,
+        reserved -> Int4,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    collections (id) {
+        id -> Int8,
+        handle -> Text,
+        title -> Text,
+        description -> Text,
+        description_html -> Text,
+        seo_title -> Nullable<Text>,
+        seo_description -> Nullable<Text>,
+        image_url -> Nullable<Text>,
+        image_alt -> Nullable<Text>,
+        image_width -> Nullable<Int4>,
+        image_height -> Nullable<Int4>,
+        published -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    collection_products (collection_id, product_id) {
+        collection_id -> Int8,
+        product_id -> Int8,
+        position -> Int4,
+    }
+}
+
+diesel::table! {
+    menus (id) {
+        id -> Int8,
+        handle -> Text,
+        title -> Text,
+    }
+}
+
+diesel::table! {
+    menu_items (id) {
+        id -> Int8,
+        menu_id -> Int8,
+        parent_id -> Nullable<Int8>,
+        position -> Int4,
+        title -> Text,
+        item_type -> Text,
+        url -> Nullable<Text>,
+        resource_id -> Nullable<Text>,
+        tags -> Array<Text>,
+    }
+}
+
+diesel::table! {
+    pages (id) {
+        id -> Int8,
+        handle -> Text,
+        title -> Text,
+        body -> Text,
+        body_summary -> Text,
+        seo_title -> Nullable<Text>,
+        seo_description -> Nullable<Text>,
+        published -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    carts (id) {
+        id -> Int8,
+        token -> Text,
+        currency -> Bpchar,
+        country -> Nullable<Bpchar>,
+        note -> Nullable<Text>,
+        completed_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    cart_lines (id) {
+        id -> Int8,
+        cart_id -> Int8,
+        variant_id -> Int8,
+        quantity -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(products -> categories (category_id));
+diesel::joinable!(product_options -> products (product_id));
+diesel::joinable!(product_images -> products (product_id));
+diesel::joinable!(product_variants -> products (product_id));
+diesel::joinable!(variant_prices -> product_variants (variant_id));
+diesel::joinable!(inventory_levels -> product_variants (variant_id));
+diesel::joinable!(collection_products -> collections (collection_id));
+diesel::joinable!(collection_products -> products (product_id));
+diesel::joinable!(menu_items -> menus (menu_id));
+diesel::joinable!(cart_lines -> carts (cart_id));
+diesel::joinable!(cart_lines -> product_variants (variant_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    categories,
+    products,
+    product_options,
+    product_images,
+    product_variants,
+    variant_prices,
+    locations,
+    inventory_levels,
+    collections,
+    collection_products,
+    menus,
+    menu_items,
+    pages,
+    carts,
+    cart_lines,
+);

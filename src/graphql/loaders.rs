@@ -1,0 +1,350 @@
+//! Batched loading of every relation: each loader answers all keys gathered in one tick
+//! with one statement per distinct parameter set (e.g. one statement for "the first 250
+//! variants of each of these 100 products, in EUR").
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+use diesel_async::AsyncPgConnection;
+use futures::future::BoxFuture;
+
+use super::scope::RequestScope;
+use crate::app::App;
+use crate::catalog::models::{Collection, Image, Product, ProductOption, ProductSummary, Variant};
+use crate::catalog::{NestedPage, store};
+use crate::content::{self, Menu, Page};
+use crate::db::DbError;
+
+pub struct CatalogLoader {
+    pub app: Arc<App>,
+    pub scope: Arc<RequestScope>,
+}
+
+pub type LoadError = Arc<DbError>;
+
+impl CatalogLoader {
+    async fn read<T, F>(&self, f: F) -> Result<T, LoadError>
+    where
+        T: Send + 'static,
+        F: for<'c> Fn(&'c mut AsyncPgConnection) -> BoxFuture<'c, diesel::QueryResult<T>> + Send + Sync + 'static,
+    {
+        self.app
+            .db
+            .read(self.scope.route(), &self.scope.statements, &f)
+            .await
+            .map_err(Arc::new)
+    }
+}
+
+/// Groups keys by their parameters, so each parameter set costs one statement.
+fn group_by<K, P: Hash + Eq + Clone>(keys: &[K], param: impl Fn(&K) -> P) -> HashMap<P, Vec<&K>> {
+    let mut groups: HashMap<P, Vec<&K>> = HashMap::new();
+    for k in keys {
+        groups.entry(param(k)).or_default().push(k);
+    }
+    groups
+}
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct ProductId(pub i64);
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct ProductHandle(pub String);
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct OptionsOf(pub i64);
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct VariantsOf {
+    pub product_id: i64,
+    pub page: NestedPage,
+    pub currency: String,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct ImagesOf {
+    pub product_id: i64,
+    pub page: NestedPage,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct SummaryOf {
+    pub product_id: i64,
+    pub currency: String,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct VariantId {
+    pub id: i64,
+    pub currency: String,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct ImageId(pub i64);
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct CollectionId(pub i64);
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct CollectionHandle(pub String);
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct MenuHandle(pub String);
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct PageHandle(pub String);
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct PageId(pub i64);
+
+impl Loader<ProductId> for CatalogLoader {
+    type Value = Product;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[ProductId]) -> Result<HashMap<ProductId, Product>, LoadError> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .read(move |conn| {
+                let ids = ids.clone();
+                Box::pin(async move { store::products_by_ids(conn, &ids).await })
+            })
+            .await?;
+        Ok(rows.into_iter().map(|p| (ProductId(p.id), p)).collect())
+    }
+}
+
+impl Loader<ProductHandle> for CatalogLoader {
+    type Value = Product;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[ProductHandle]) -> Result<HashMap<ProductHandle, Product>, LoadError> {
+        let handles: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let rows = self
+            .read(move |conn| {
+                let handles = handles.clone();
+                Box::pin(async move { store::products_by_handles(conn, &handles).await })
+            })
+            .await?;
+        Ok(rows.into_iter().map(|p| (ProductHandle(p.handle.clone()), p)).collect())
+    }
+}
+
+impl Loader<OptionsOf> for CatalogLoader {
+    type Value = Vec<ProductOption>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[OptionsOf]) -> Result<HashMap<OptionsOf, Vec<ProductOption>>, LoadError> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .read(move |conn| {
+                let ids = ids.clone();
+                Box::pin(async move { store::options_for(conn, &ids).await })
+            })
+            .await?;
+        let mut out: HashMap<OptionsOf, Vec<ProductOption>> = keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+        for row in rows {
+            out.entry(OptionsOf(row.product_id)).or_default().push(row);
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<VariantsOf> for CatalogLoader {
+    type Value = Vec<Variant>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[VariantsOf]) -> Result<HashMap<VariantsOf, Vec<Variant>>, LoadError> {
+        let shop = self.app.config.shop_currency.clone();
+        let mut out: HashMap<VariantsOf, Vec<Variant>> = HashMap::new();
+        for ((page, currency), group) in group_by(keys, |k| (k.page.clone(), k.currency.clone())) {
+            let ids: Vec<i64> = group.iter().map(|k| k.product_id).collect();
+            let (p, c, s) = (page.clone(), currency.clone(), shop.clone());
+            let rows = self
+                .read(move |conn| {
+                    let (ids, p, c, s) = (ids.clone(), p.clone(), c.clone(), s.clone());
+                    Box::pin(async move { store::variants_for(conn, &ids, &p, &c, &s).await })
+                })
+                .await?;
+            for k in group {
+                out.insert((*k).clone(), Vec::new());
+            }
+            for row in rows {
+                let key = VariantsOf { product_id: row.product_id, page: page.clone(), currency: currency.clone() };
+                out.entry(key).or_default().push(row);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<ImagesOf> for CatalogLoader {
+    type Value = Vec<Image>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[ImagesOf]) -> Result<HashMap<ImagesOf, Vec<Image>>, LoadError> {
+        let mut out: HashMap<ImagesOf, Vec<Image>> = HashMap::new();
+        for (page, group) in group_by(keys, |k| k.page.clone()) {
+            let ids: Vec<i64> = group.iter().map(|k| k.product_id).collect();
+            let p = page.clone();
+            let rows = self
+                .read(move |conn| {
+                    let (ids, p) = (ids.clone(), p.clone());
+                    Box::pin(async move { store::images_for(conn, &ids, &p).await })
+                })
+                .await?;
+            for k in group {
+                out.insert((*k).clone(), Vec::new());
+            }
+            for row in rows {
+                out.entry(ImagesOf { product_id: row.product_id, page: page.clone() }).or_default().push(row);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<SummaryOf> for CatalogLoader {
+    type Value = ProductSummary;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[SummaryOf]) -> Result<HashMap<SummaryOf, ProductSummary>, LoadError> {
+        let shop = self.app.config.shop_currency.clone();
+        let mut out = HashMap::new();
+        for (currency, group) in group_by(keys, |k| k.currency.clone()) {
+            let ids: Vec<i64> = group.iter().map(|k| k.product_id).collect();
+            let (c, s) = (currency.clone(), shop.clone());
+            let rows = self
+                .read(move |conn| {
+                    let (ids, c, s) = (ids.clone(), c.clone(), s.clone());
+                    Box::pin(async move { store::summaries_for(conn, &ids, &c, &s).await })
+                })
+                .await?;
+            for row in rows {
+                out.insert(SummaryOf { product_id: row.product_id, currency: currency.clone() }, row);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<VariantId> for CatalogLoader {
+    type Value = Variant;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[VariantId]) -> Result<HashMap<VariantId, Variant>, LoadError> {
+        let shop = self.app.config.shop_currency.clone();
+        let mut out = HashMap::new();
+        for (currency, group) in group_by(keys, |k| k.currency.clone()) {
+            let ids: Vec<i64> = group.iter().map(|k| k.id).collect();
+            let (c, s) = (currency.clone(), shop.clone());
+            let rows = self
+                .read(move |conn| {
+                    let (ids, c, s) = (ids.clone(), c.clone(), s.clone());
+                    Box::pin(async move { store::variants_by_ids(conn, &ids, &c, &s).await })
+                })
+                .await?;
+            for row in rows {
+                out.insert(VariantId { id: row.id, currency: currency.clone() }, row);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<ImageId> for CatalogLoader {
+    type Value = Image;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[ImageId]) -> Result<HashMap<ImageId, Image>, LoadError> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .read(move |conn| {
+                let ids = ids.clone();
+                Box::pin(async move { store::images_by_ids(conn, &ids).await })
+            })
+            .await?;
+        Ok(rows.into_iter().map(|i| (ImageId(i.id), i)).collect())
+    }
+}
+
+impl Loader<CollectionId> for CatalogLoader {
+    type Value = Collection;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[CollectionId]) -> Result<HashMap<CollectionId, Collection>, LoadError> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .read(move |conn| {
+                let ids = ids.clone();
+                Box::pin(async move { store::collections_by_ids(conn, &ids).await })
+            })
+            .await?;
+        Ok(rows.into_iter().map(|c| (CollectionId(c.id), c)).collect())
+    }
+}
+
+impl Loader<CollectionHandle> for CatalogLoader {
+    type Value = Collection;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[CollectionHandle]) -> Result<HashMap<CollectionHandle, Collection>, LoadError> {
+        let handles: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let rows = self
+            .read(move |conn| {
+                let handles = handles.clone();
+                Box::pin(async move { store::collections_by_handles(conn, &handles).await })
+            })
+            .await?;
+        Ok(rows.into_iter().map(|c| (CollectionHandle(c.handle.clone()), c)).collect())
+    }
+}
+
+impl Loader<MenuHandle> for CatalogLoader {
+    type Value = Menu;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[MenuHandle]) -> Result<HashMap<MenuHandle, Menu>, LoadError> {
+        let handles: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let rows = self
+            .read(move |conn| {
+                let handles = handles.clone();
+                Box::pin(async move { content::menus_by_handles(conn, &handles).await })
+            })
+            .await?;
+        Ok(rows.into_iter().map(|m| (MenuHandle(m.menu.handle.clone()), m)).collect())
+    }
+}
+
+impl Loader<PageHandle> for CatalogLoader {
+    type Value = Page;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[PageHandle]) -> Result<HashMap<PageHandle, Page>, LoadError> {
+        let handles: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let rows = self
+            .read(move |conn| {
+                let handles = handles.clone();
+                Box::pin(async move { content::pages_by_handles(conn, &handles).await })
+            })
+            .await?;
+        Ok(rows.into_iter().map(|p| (PageHandle(p.handle.clone()), p)).collect())
+    }
+}
+
+impl Loader<PageId> for CatalogLoader {
+    type Value = Page;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[PageId]) -> Result<HashMap<PageId, Page>, LoadError> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .read(move |conn| {
+                let ids = ids.clone();
+                Box::pin(async move { content::pages_by_ids(conn, &ids).await })
+            })
+            .await?;
+        Ok(rows.into_iter().map(|p| (PageId(p.id), p)).collect())
+    }
+}

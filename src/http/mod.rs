@@ -1,0 +1,165 @@
+//! The HTTP layer: routes, middleware (compression, body limit, timeout), health
+//! endpoints, and a server that drains in-flight requests on SIGTERM.
+//!
+//! HTTP/1.1 and HTTP/2 over cleartext (h2c, prior knowledge) are served on one port.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::app::App;
+use crate::graphql::{StorefrontSchema, build_schema, scope};
+
+#[derive(Clone)]
+pub struct HttpState {
+    app: Arc<App>,
+    schema: StorefrontSchema,
+    /// Set on SIGTERM: `/readyz` fails so load balancers stop sending traffic.
+    draining: Arc<AtomicBool>,
+}
+
+pub fn router(app: Arc<App>) -> anyhow::Result<(Router, Arc<AtomicBool>)> {
+    let schema = build_schema(app.clone())?;
+    let draining = Arc::new(AtomicBool::new(false));
+    let state = HttpState { app: app.clone(), schema, draining: draining.clone() };
+    let graphql_routes = get(graphql_get).post(graphql_post);
+    let router = Router::new()
+        .route("/graphql", graphql_routes.clone())
+        .route("/api/{version}/graphql.json", graphql_routes)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(app.config.max_body_bytes))
+        .layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, app.config.request_timeout));
+    Ok((router, draining))
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+/// A GraphQL-shaped error for requests that never reached the executor.
+fn request_error(status: StatusCode, code: &str, message: String) -> Response {
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, Json(body)).into_response()
+}
+
+async fn graphql_get(State(state): State<HttpState>, headers: HeaderMap, request: Request) -> Response {
+    if wants_html(&headers) && request.uri().query().is_none_or(|q| !q.contains("query=")) {
+        return Html(GraphiQLSource::build().endpoint(request.uri().path()).finish()).into_response();
+    }
+    execute(state, request).await
+}
+
+async fn graphql_post(State(state): State<HttpState>, request: Request) -> Response {
+    execute(state, request).await
+}
+
+async fn execute(state: HttpState, request: Request) -> Response {
+    let is_get = request.method() == axum::http::Method::GET;
+    let parsed = match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(request, &()).await {
+        Ok(r) => r.into_inner(),
+        Err(rejection) => {
+            let text = rejection.0.to_string();
+            // Body limit breaches surface as a failed body read.
+            if text.contains("length limit") {
+                return request_error(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "The request body is too large (MAX_BODY_BYTES).".into());
+            }
+            return request_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", format!("The request is not a valid GraphQL request: {text}"));
+        }
+    };
+    if is_get && parsed.query.trim_start().starts_with("mutation") {
+        return request_error(StatusCode::METHOD_NOT_ALLOWED, "BAD_REQUEST", "Mutations must be sent with POST.".into());
+    }
+    let (scope, loader) = scope::request_data(&state.app);
+    let request = parsed.data(scope).data(loader);
+    let response = async_graphql::Schema::execute(&state.schema, request).await;
+    GraphQLResponse::from(response).into_response()
+}
+
+async fn readyz(State(state): State<HttpState>) -> Response {
+    let replicas = state.app.db.replicas().status();
+    if state.draining.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "draining", "replicas": replicas }))).into_response();
+    }
+    match state.app.db.ping_primary().await {
+        Ok(()) => Json(serde_json::json!({ "status": "ready", "replicas": replicas })).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "database unreachable", "error": e.to_string(), "replicas": replicas })),
+        )
+            .into_response(),
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_rejection_type(_: BytesRejection) {}
+
+/// Serves until `shutdown` resolves, then stops accepting, marks itself not ready and
+/// waits up to `SHUTDOWN_GRACE_MS` for in-flight requests.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (router, draining) = router(app.clone())?;
+    let grace = app.config.shutdown_grace;
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        draining.store(true, Ordering::Release);
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stopped_tx.send(());
+    };
+    let server = axum::serve(listener, router).with_graceful_shutdown(signal);
+    let server = tokio::spawn(async move { server.await });
+    tokio::pin!(stopped_rx);
+    tokio::select! {
+        result = server => { result??; }
+        _ = async {
+            let _ = (&mut stopped_rx).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight requests did not finish within SHUTDOWN_GRACE_MS");
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+#[allow(dead_code)]
+fn _header(_: HeaderValue) {}

@@ -1,0 +1,42 @@
+//! What `serve` does before it takes traffic: create the database if missing, migrate,
+//! and seed a demo catalog into an empty store.
+
+use std::sync::Arc;
+
+use diesel::sql_types::BigInt;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use crate::app::App;
+use crate::config::Config;
+use crate::db;
+
+/// Prepares the database as configured and builds the app.
+pub async fn prepare(config: Config) -> anyhow::Result<Arc<App>> {
+    if config.auto_migrate {
+        db::ensure_database(&config.database_url).await?;
+        let applied = db::migrate::run(&config.database_url).await?;
+        if applied > 0 {
+            tracing::info!(applied, "database migrated");
+        }
+    }
+    if config.auto_seed_products > 0 {
+        let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let count: Count = diesel::sql_query("SELECT count(*) AS n FROM products").get_result(&mut conn).await?;
+        if count.n == 0 {
+            let report = crate::catalog::seed::seed(
+                &mut conn,
+                config.auto_seed_products as usize,
+                &config.shop_currency,
+                &config.shop_url,
+            )
+            .await?;
+            tracing::info!(products = report.products, variants = report.variants, "seeded a demo catalog into the empty store");
+        }
+    }
+    App::new(config)
+}
