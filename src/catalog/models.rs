@@ -117,6 +117,10 @@ pub struct Variant {
     pub currency: String,
     #[diesel(sql_type = BigInt)]
     pub quantity_available: i64,
+    /// The product's option names in position order, so `selectedOptions` needs no
+    /// second lookup.
+    #[diesel(sql_type = diesel::sql_types::Array<Text>)]
+    pub option_names: Vec<String>,
 }
 
 impl Variant {

@@ -30,7 +30,8 @@ fn variant_columns(cur: &str, shop: &str) -> String {
          COALESCE(pc.amount_minor, ps.amount_minor, 0) AS price_minor, \
          CASE WHEN pc.amount_minor IS NOT NULL THEN pc.compare_at_minor ELSE ps.compare_at_minor END AS compare_at_minor, \
          CASE WHEN pc.amount_minor IS NOT NULL THEN {cur}::text ELSE {shop}::text END AS currency, \
-         COALESCE((SELECT sum(il.on_hand - il.reserved) FROM inventory_levels il WHERE il.variant_id = v.id), 0)::int8 AS quantity_available"
+         COALESCE((SELECT sum(il.on_hand - il.reserved) FROM inventory_levels il WHERE il.variant_id = v.id), 0)::int8 AS quantity_available, \
+         ARRAY(SELECT o.name FROM product_options o WHERE o.product_id = v.product_id ORDER BY o.position) AS option_names"
     )
 }
 

@@ -334,6 +334,8 @@ pub fn actual_cost(value: &Value) -> u64 {
 struct Measured {
     operation_name: Option<String>,
     requested_cost: Option<u64>,
+    /// Captured when the document is parsed: the `request` hook cannot see request data.
+    scope: Option<Arc<RequestScope>>,
 }
 
 pub struct Limits {
@@ -462,6 +464,7 @@ impl LimitsExtension {
 #[async_graphql::async_trait::async_trait]
 impl Extension for LimitsExtension {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let _ = self.query_stats;
         let mut response = next.run(ctx).await;
         let requested = self.measured.lock().ok().and_then(|m| m.requested_cost);
         let actual = if response.errors.is_empty() || !matches!(response.data, Value::Null) {
@@ -473,8 +476,9 @@ impl Extension for LimitsExtension {
         cost.insert(Name::new("requestedQueryCost"), Value::from(requested.unwrap_or(0)));
         cost.insert(Name::new("actualQueryCost"), Value::from(if requested.is_some() { actual } else { 0 }));
         response.extensions.insert("cost".into(), Value::Object(cost));
+        let scope = self.measured.lock().ok().and_then(|m| m.scope.clone());
         if self.query_stats
-            && let Some(scope) = ctx.data_opt::<Arc<RequestScope>>()
+            && let Some(scope) = scope
         {
             let mut stats = async_graphql::indexmap::IndexMap::new();
             stats.insert(Name::new("sqlStatements"), Value::from(scope.statements.get()));
@@ -510,8 +514,11 @@ impl Extension for LimitsExtension {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let doc = next.run(ctx, query, variables).await?;
-        let scope = ctx.data_opt::<Arc<RequestScope>>().map(|s| s.as_ref());
-        let cost = self.check(&doc, variables, scope)?;
+        let scope = ctx.data_opt::<Arc<RequestScope>>().cloned();
+        if let Ok(mut m) = self.measured.lock() {
+            m.scope = scope.clone();
+        }
+        let cost = self.check(&doc, variables, scope.as_deref())?;
         if let Ok(mut m) = self.measured.lock() {
             m.requested_cost = Some(cost);
         }

@@ -57,6 +57,6 @@ pub fn scope_from<'a>(ctx: &Context<'a>) -> &'a Arc<RequestScope> {
     ctx.data_unchecked::<Arc<RequestScope>>()
 }
 
-pub fn loader_from<'a>(ctx: &Context<'a>) -> &'a DataLoader<loaders::CatalogLoader> {
-    ctx.data_unchecked::<DataLoader<loaders::CatalogLoader>>()
+pub fn loader_from<'a>(ctx: &Context<'a>) -> &'a DataLoader<loaders::CatalogLoader, async_graphql::dataloader::HashMapCache> {
+    ctx.data_unchecked::<DataLoader<loaders::CatalogLoader, async_graphql::dataloader::HashMapCache>>()
 }

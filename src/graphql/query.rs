@@ -127,10 +127,12 @@ impl QueryRoot {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-        #[graphql(default = false)] reverse: bool,
-        #[graphql(default_with = "ProductSortKeys::Id")] sort_key: ProductSortKeys,
+        #[graphql(default_with = "Some(false)")] reverse: Option<bool>,
+        #[graphql(default_with = "Some(ProductSortKeys::Id)")] sort_key: Option<ProductSortKeys>,
         query: Option<String>,
     ) -> Result<ProductConnection> {
+        let sort_key = sort_key.unwrap_or(ProductSortKeys::Id);
+        let reverse = reverse.unwrap_or(false);
         product_connection(ctx, None, PageArgs { first, after, last, before }, sort_key.into(), reverse, query).await
     }
 
@@ -178,10 +180,12 @@ impl QueryRoot {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-        #[graphql(default = false)] reverse: bool,
-        #[graphql(default_with = "CollectionSortKeys::Id")] sort_key: CollectionSortKeys,
+        #[graphql(default_with = "Some(false)")] reverse: Option<bool>,
+        #[graphql(default_with = "Some(CollectionSortKeys::Id)")] sort_key: Option<CollectionSortKeys>,
         query: Option<String>,
     ) -> Result<CollectionConnection> {
+        let sort_key = sort_key.unwrap_or(CollectionSortKeys::Id);
+        let reverse = reverse.unwrap_or(false);
         let (rows, next, prev) = list_collections(ctx, PageArgs { first, after, last, before }, sort_key.into(), reverse, query, None)
             .await
             .map_err(from_catalog)?;
@@ -223,10 +227,12 @@ impl QueryRoot {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-        #[graphql(default = false)] reverse: bool,
-        #[graphql(default_with = "PageSortKeys::Id")] sort_key: PageSortKeys,
+        #[graphql(default_with = "Some(false)")] reverse: Option<bool>,
+        #[graphql(default_with = "Some(PageSortKeys::Id)")] sort_key: Option<PageSortKeys>,
         query: Option<String>,
     ) -> Result<PageConnection> {
+        let sort_key = sort_key.unwrap_or(PageSortKeys::Id);
+        let reverse = reverse.unwrap_or(false);
         use diesel_async::RunQueryDsl;
         let app = app_from(ctx);
         let scope = scope_from(ctx);

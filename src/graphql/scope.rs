@@ -1,8 +1,14 @@
 //! Per-request state shared by resolvers and loaders.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-use async_graphql::dataloader::DataLoader;
+use async_graphql::dataloader::{DataLoader, HashMapCache};
+use tokio::sync::Notify;
 
 use super::loaders::CatalogLoader;
 use crate::app::App;
@@ -35,20 +41,107 @@ impl RequestScope {
     }
 }
 
-/// Builds the data a request's resolvers read: the app, the scope and the loaders.
-pub fn request_data(app: &Arc<App>) -> (Arc<RequestScope>, DataLoader<CatalogLoader>) {
+/// Makes dataloader batches wait until the request's executor has finished its current
+/// sweep over the resolvers.
+///
+/// async-graphql's `DataLoader` starts a batch on a timer in a spawned task. On a
+/// multi-threaded runtime that task can run on another core while this request is still
+/// visiting sibling resolvers (100 products × their fields), splitting one batch into
+/// several statements depending on timing. The gate closes while the request future is
+/// being polled, and batches start only once it is open again: every key registered in one
+/// sweep lands in one batch, deterministically, with no added delay.
+#[derive(Default)]
+pub struct PollGate {
+    polling: AtomicBool,
+    idle: Notify,
+}
+
+impl PollGate {
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.polling.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Runs `inner` with `gate` closed during each poll.
+pub struct Gated<F> {
+    inner: Pin<Box<F>>,
+    gate: Arc<PollGate>,
+}
+
+impl<F> Gated<F> {
+    pub fn new(inner: F, gate: Arc<PollGate>) -> Self {
+        Self { inner: Box::pin(inner), gate }
+    }
+}
+
+/// Forwards a wake-up and remembers that it happened.
+struct WakeFlag {
+    inner: std::task::Waker,
+    woken: AtomicBool,
+}
+
+impl std::task::Wake for WakeFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.inner.wake_by_ref();
+    }
+}
+
+impl<F: Future> Future for Gated<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.gate.polling.store(true, Ordering::Release);
+        let flag = Arc::new(WakeFlag { inner: cx.waker().clone(), woken: AtomicBool::new(false) });
+        let waker = std::task::Waker::from(flag.clone());
+        let result = self.inner.as_mut().poll(&mut Context::from_waker(&waker));
+        // A future that woke itself during the poll (join_all yielding to the scheduler
+        // half-way through a long list) has not finished its sweep: keep the gate closed.
+        if result.is_ready() || !flag.woken.load(Ordering::Acquire) {
+            self.gate.polling.store(false, Ordering::Release);
+            self.gate.idle.notify_waiters();
+        }
+        result
+    }
+}
+
+/// Builds the data a request's resolvers read: the scope, the loaders and the gate that
+/// the request's execution must be wrapped in (see [`Gated`]).
+pub fn request_data(app: &Arc<App>) -> (Arc<RequestScope>, DataLoader<CatalogLoader, HashMapCache>, Arc<PollGate>) {
     let scope = Arc::new(RequestScope {
         route: OnceLock::new(),
         country: OnceLock::new(),
         currency: OnceLock::new(),
         statements: StatementCounter::default(),
     });
-    let loader = DataLoader::new(
+    let gate = Arc::new(PollGate::default());
+    let batch_gate = gate.clone();
+    let loader = DataLoader::with_cache(
         CatalogLoader {
             app: app.clone(),
             scope: scope.clone(),
         },
-        tokio::spawn,
-    );
-    (scope, loader)
+        move |batch| {
+            let gate = batch_gate.clone();
+            tokio::spawn(async move {
+                gate.wait_idle().await;
+                batch.await
+            })
+        },
+        HashMapCache::default(),
+    )
+    .delay(Duration::ZERO);
+    (scope, loader, gate)
 }

@@ -87,9 +87,9 @@ async fn execute(state: HttpState, request: Request) -> Response {
     if is_get && parsed.query.trim_start().starts_with("mutation") {
         return request_error(StatusCode::METHOD_NOT_ALLOWED, "BAD_REQUEST", "Mutations must be sent with POST.".into());
     }
-    let (scope, loader) = scope::request_data(&state.app);
+    let (scope, loader, gate) = scope::request_data(&state.app);
     let request = parsed.data(scope).data(loader);
-    let response = async_graphql::Schema::execute(&state.schema, request).await;
+    let response = scope::Gated::new(async_graphql::Schema::execute(&state.schema, request), gate).await;
     GraphQLResponse::from(response).into_response()
 }
 

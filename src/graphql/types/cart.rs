@@ -101,8 +101,9 @@ impl CartNode {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-        #[graphql(default = false)] reverse: bool,
+        #[graphql(default_with = "Some(false)")] reverse: Option<bool>,
     ) -> Result<BaseCartLineConnection> {
+        let reverse = reverse.unwrap_or(false);
         let max = app_from(ctx).config.limits.max_page_size;
         let page = PageArgs { first, after, last, before }
             .validate("LINE", max)

@@ -162,10 +162,12 @@ impl CollectionNode {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-        #[graphql(default = false)] reverse: bool,
-        #[graphql(default_with = "ProductCollectionSortKeys::CollectionDefault")] sort_key: ProductCollectionSortKeys,
+        #[graphql(default_with = "Some(false)")] reverse: Option<bool>,
+        #[graphql(default_with = "Some(ProductCollectionSortKeys::CollectionDefault)")] sort_key: Option<ProductCollectionSortKeys>,
         query: Option<String>,
     ) -> Result<ProductConnection> {
+        let sort_key = sort_key.unwrap_or(ProductCollectionSortKeys::CollectionDefault);
+        let reverse = reverse.unwrap_or(false);
         product_connection(ctx, Some(self.0.id), PageArgs { first, after, last, before }, sort_key.into(), reverse, query).await
     }
 }

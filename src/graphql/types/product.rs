@@ -229,8 +229,9 @@ impl ProductNode {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-        #[graphql(default = false)] reverse: bool,
+        #[graphql(default_with = "Some(false)")] reverse: Option<bool>,
     ) -> Result<ProductVariantConnection> {
+        let reverse = reverse.unwrap_or(false);
         let (page, nested) = nested_page(ctx, PageArgs { first, after, last, before }, reverse)?;
         let currency = scope_from(ctx).currency(app_from(ctx)).to_string();
         let rows = loader_from(ctx)
@@ -285,8 +286,9 @@ impl ProductNode {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-        #[graphql(default = false)] reverse: bool,
+        #[graphql(default_with = "Some(false)")] reverse: Option<bool>,
     ) -> Result<ImageConnection> {
+        let reverse = reverse.unwrap_or(false);
         let (page, nested) = nested_page(ctx, PageArgs { first, after, last, before }, reverse)?;
         let rows = loader_from(ctx)
             .load_one(ImagesOf { product_id: self.0.id, page: nested })
@@ -330,8 +332,9 @@ impl ProductNode {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-        #[graphql(default = false)] reverse: bool,
+        #[graphql(default_with = "Some(false)")] reverse: Option<bool>,
     ) -> Result<CollectionConnection> {
+        let reverse = reverse.unwrap_or(false);
         let filter_product = Some(self.0.id);
         super::collection::list_collections(ctx, PageArgs { first, after, last, before }, SimpleSort::Title, reverse, None, filter_product)
             .await
@@ -412,20 +415,13 @@ impl VariantNode {
     }
 
     /// The option values that make up this variant.
-    async fn selected_options(&self, ctx: &Context<'_>) -> Result<Vec<SelectedOption>> {
-        let options = loader_from(ctx)
-            .load_one(OptionsOf(self.0.product_id))
-            .await
-            .map_err(|e| from_db(&e))?
-            .unwrap_or_default();
-        let values = self.0.option_values();
-        Ok(options
+    async fn selected_options(&self) -> Vec<SelectedOption> {
+        self.0
+            .option_names
             .iter()
-            .filter_map(|o| {
-                let value = values.get((o.position - 1).max(0) as usize).copied().flatten()?;
-                Some(SelectedOption { name: o.name.clone(), value: value.to_string() })
-            })
-            .collect())
+            .zip(self.0.option_values())
+            .filter_map(|(name, value)| Some(SelectedOption { name: name.clone(), value: value?.to_string() }))
+            .collect()
     }
 
     async fn image(&self, ctx: &Context<'_>) -> Result<Option<Image>> {
