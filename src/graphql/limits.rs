@@ -542,8 +542,8 @@ impl async_graphql::CustomDirectiveFactory for InContextDirective {
     fn register(&self, registry: &mut async_graphql::registry::Registry) {
         use async_graphql::InputType;
         use async_graphql::registry::{MetaDirective, MetaInputValue, __DirectiveLocation};
-        let country = <super::types::common::CountryCode as InputType>::create_type_info(registry);
-        let language = <super::types::common::LanguageCode as InputType>::create_type_info(registry);
+        let country = <Option<super::types::common::CountryCode> as InputType>::create_type_info(registry);
+        let language = <Option<super::types::common::LanguageCode> as InputType>::create_type_info(registry);
         let arg = |name: &str, ty: String, desc: &str| MetaInputValue {
             name: name.to_string(),
             description: Some(desc.to_string()),
