@@ -434,6 +434,37 @@ impl LimitsExtension {
         Ok(cost)
     }
 
+    /// Gives errors raised while parsing a code. The parser's own recursion guard also
+    /// trips on fragment cycles; those are told apart by looking for a cycle.
+    fn classify_parse_error(&self, mut e: ServerError, query: &str) -> ServerError {
+        if e.extensions.as_ref().is_some_and(|x| x.get("code").is_some()) {
+            return e;
+        }
+        let code = if e.message.contains("recursion depth") {
+            let cyclic = async_graphql::parser::parse_query(query).ok().is_some_and(|doc| {
+                let types = TypeIndex { fields: HashMap::new(), composite: HashSet::new() };
+                let vars = Variables::default();
+                let mut walker = Walker {
+                    doc: &doc,
+                    types: &types,
+                    variables: &vars,
+                    max_page: 1,
+                    cost_memo: HashMap::new(),
+                    depth_memo: HashMap::new(),
+                    visiting: HashSet::new(),
+                };
+                doc.fragments.keys().any(|name| walker.fragment(name, |w, set, _| w.depth(set)).is_err())
+            });
+            if cyclic { "FRAGMENT_CYCLE" } else { "MAX_DEPTH_EXCEEDED" }
+        } else {
+            "GRAPHQL_PARSE_FAILED"
+        };
+        let mut ext = e.extensions.take().unwrap_or_default();
+        ext.set("code", code);
+        e.extensions = Some(ext);
+        e
+    }
+
     /// `@inContext(country:, language:)` chooses the currency prices are shown in.
     fn read_context(&self, op: &OperationDefinition, variables: &Variables, scope: &RequestScope) -> ServerResult<()> {
         let Some(directive) = op.directives.iter().find(|d| d.node.name.node.as_str() == "inContext") else {
@@ -513,7 +544,10 @@ impl Extension for LimitsExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
+        let doc = match next.run(ctx, query, variables).await {
+            Ok(doc) => doc,
+            Err(e) => return Err(self.classify_parse_error(e, query)),
+        };
         let scope = ctx.data_opt::<Arc<RequestScope>>().cloned();
         if let Ok(mut m) = self.measured.lock() {
             m.scope = scope.clone();

@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -42,6 +41,7 @@ pub fn router(app: Arc<App>) -> anyhow::Result<(Router, Arc<AtomicBool>)> {
         .route("/readyz", get(readyz))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(app.config.max_body_bytes))
+        .layer(axum::middleware::map_response(graphql_shaped_rejections))
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, app.config.request_timeout));
     Ok((router, draining))
@@ -58,6 +58,29 @@ fn wants_html(headers: &HeaderMap) -> bool {
 fn request_error(status: StatusCode, code: &str, message: String) -> Response {
     let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
     (status, Json(body)).into_response()
+}
+
+/// Middleware rejections (body too large, timeout) answered as GraphQL errors, so clients
+/// can read them like any other error.
+async fn graphql_shaped_rejections(response: Response) -> Response {
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json") || v.contains("html"));
+    match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE if !json => request_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            "The request body is too large (MAX_BODY_BYTES).".into(),
+        ),
+        StatusCode::GATEWAY_TIMEOUT if !json => request_error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "TIMEOUT",
+            "The request took longer than REQUEST_TIMEOUT_MS.".into(),
+        ),
+        _ => response,
+    }
 }
 
 async fn graphql_get(State(state): State<HttpState>, headers: HeaderMap, request: Request) -> Response {
@@ -108,9 +131,6 @@ async fn readyz(State(state): State<HttpState>) -> Response {
     }
 }
 
-#[allow(dead_code)]
-fn _assert_rejection_type(_: BytesRejection) {}
-
 /// Serves until `shutdown` resolves, then stops accepting, marks itself not ready and
 /// waits up to `SHUTDOWN_GRACE_MS` for in-flight requests.
 pub async fn serve(
@@ -160,6 +180,3 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
 }
-
-#[allow(dead_code)]
-fn _header(_: HeaderValue) {}

@@ -1,0 +1,71 @@
+//! The number of SQL statements a request sends does not grow with the page size.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+/// The shape of Next.js Commerce's product listing, with the page size as a variable.
+const LISTING: &str = "query($first: Int!) {
+  products(first: $first, sortKey: TITLE) {
+    edges { node {
+      id handle title availableForSale
+      options { id name values }
+      priceRange { maxVariantPrice { amount currencyCode } minVariantPrice { amount currencyCode } }
+      variants(first: 250) { edges { node { id title availableForSale selectedOptions { name value } price { amount currencyCode } } } }
+      featuredImage { url altText width height }
+      images(first: 20) { edges { node { url altText width height } } }
+      seo { title description }
+      tags updatedAt
+    } }
+  }
+}";
+
+async fn statements(server: &TestServer, first: i64) -> u64 {
+    let body = server.gql(LISTING, json!({ "first": first })).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["data"]["products"]["edges"].as_array().unwrap().len() as i64, first);
+    body["extensions"]["stats"]["sqlStatements"].as_u64().expect("stats reported")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_of_100_products_with_all_relations_takes_a_constant_number_of_statements() {
+    let db = TestDb::new(150).await;
+    let server = TestServer::start(config(&db)).await;
+    // Repeat: batching must not depend on timing.
+    for _ in 0..5 {
+        let hundred = statements(&server, 100).await;
+        let ten = statements(&server, 10).await;
+        assert!(hundred <= 6, "products(first: 100) took {hundred} statements");
+        assert_eq!(ten, hundred, "first: 10 took {ten} statements, first: 100 took {hundred}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cart_of_many_lines_loads_products_in_one_batch() {
+    let db = TestDb::new(40).await;
+    let server = TestServer::start(config(&db)).await;
+    let cart_query = nextjs("getCart");
+    let mut counts = Vec::new();
+    for lines in [2, 30] {
+        let ids = db.count(&format!("SELECT count(*) AS n FROM (SELECT id FROM product_variants ORDER BY id LIMIT {lines}) v")).await;
+        assert_eq!(ids, lines);
+        let mut conn = db.conn().await;
+        #[derive(diesel::QueryableByName)]
+        struct Id {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            id: i64,
+        }
+        use diesel_async::RunQueryDsl;
+        let variants: Vec<Id> = diesel::sql_query(format!("SELECT id FROM product_variants ORDER BY id LIMIT {lines}")).load(&mut conn).await.unwrap();
+        let lines: Vec<_> = variants.iter().map(|v| json!({ "merchandiseId": format!("gid://shopify/ProductVariant/{}", v.id), "quantity": 1 })).collect();
+        let created = server
+            .data("mutation($l: [CartLineInput!]) { cartCreate(input: { lines: $l }) { cart { id } userErrors { code } } }", json!({ "l": lines }))
+            .await;
+        let id = created["cartCreate"]["cart"]["id"].clone();
+        let body = server.gql(&cart_query, json!({ "cartId": id })).await;
+        assert!(body.get("errors").is_none(), "{body}");
+        counts.push(body["extensions"]["stats"]["sqlStatements"].as_u64().unwrap());
+    }
+    assert_eq!(counts[0], counts[1], "statements for 2 lines vs 30 lines: {counts:?}");
+}
