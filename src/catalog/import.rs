@@ -135,6 +135,7 @@ pub fn parse(reader: impl Read, shop_currency: &str, rejected: &mut Vec<(u64, St
             rejected.push((line, format!("the first row of product {handle:?} was rejected")));
             continue;
         }
+        let first_row = !products.contains_key(&handle);
         let result = (|| -> Result<(), String> {
             if !products.contains_key(&handle) {
                 let title = col("Title");
@@ -272,7 +273,10 @@ pub fn parse(reader: impl Read, shop_currency: &str, rejected: &mut Vec<(u64, St
             Ok(())
         })();
         if let Err(reason) = result {
-            if !products.contains_key(&handle) {
+            // A product whose first row is bad is rejected whole, with its later rows.
+            if first_row {
+                products.remove(&handle);
+                order.retain(|h| h != &handle);
                 failed_handles.push(handle.clone());
             }
             rejected.push((line, reason));
