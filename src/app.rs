@@ -15,7 +15,8 @@ pub struct App {
 impl App {
     pub fn new(config: Config) -> anyhow::Result<Arc<Self>> {
         let db = Db::new(&config)?;
-        db.replicas().spawn_health_task(config.replica_health_interval);
+        db.replicas()
+            .spawn_health_task(config.replica_health_interval);
         Ok(Arc::new(Self { config, db }))
     }
 }

@@ -127,7 +127,9 @@ impl Config {
             })
             .unwrap_or_default();
         let listen_addr = parse("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
-        let shop_currency = var("SHOP_CURRENCY").unwrap_or_else(|| "USD".into()).to_uppercase();
+        let shop_currency = var("SHOP_CURRENCY")
+            .unwrap_or_else(|| "USD".into())
+            .to_uppercase();
         if crate::money::exponent(&shop_currency).is_none() {
             bail!("SHOP_CURRENCY={shop_currency:?} is not a supported ISO 4217 currency code");
         }

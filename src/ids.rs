@@ -43,7 +43,10 @@ pub fn parse(kind: &str, text: &str) -> Option<i64> {
 
 /// Like [`parse`], but also accepts a bare number (search syntax `id:42`).
 pub fn parse_any(kind: &str, text: &str) -> Option<i64> {
-    text.parse().ok().filter(|id: &i64| *id > 0).or_else(|| parse(kind, text))
+    text.parse()
+        .ok()
+        .filter(|id: &i64| *id > 0)
+        .or_else(|| parse(kind, text))
 }
 
 #[cfg(test)]

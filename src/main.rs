@@ -9,7 +9,11 @@ use commerce_gateway::{db, graphql, http, startup};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 #[derive(Parser)]
-#[command(name = "commerce-gateway", version, about = "GraphQL gateway for online stores")]
+#[command(
+    name = "commerce-gateway",
+    version,
+    about = "GraphQL gateway for online stores"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,7 +44,9 @@ fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -60,7 +66,9 @@ async fn main() -> anyhow::Result<()> {
             let config = Config::from_env()?;
             let addr = config.listen_addr;
             let app = startup::prepare(config).await?;
-            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
             tracing::info!(%addr, "commerce-gateway listening (GraphiQL at /graphql)");
             http::serve(app, listener, http::shutdown_signal()).await?;
         }
@@ -76,7 +84,13 @@ async fn main() -> anyhow::Result<()> {
             db::migrate::run(&config.database_url).await?;
             let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
             let started = std::time::Instant::now();
-            let report = commerce_gateway::catalog::seed::seed(&mut conn, products, &config.shop_currency, &config.shop_url).await?;
+            let report = commerce_gateway::catalog::seed::seed(
+                &mut conn,
+                products,
+                &config.shop_currency,
+                &config.shop_url,
+            )
+            .await?;
             println!(
                 "seeded {} products, {} variants, {} images, {} collections in {:.1}s",
                 report.products,
@@ -90,10 +104,17 @@ async fn main() -> anyhow::Result<()> {
             let config = Config::from_env()?;
             db::ensure_database(&config.database_url).await?;
             db::migrate::run(&config.database_url).await?;
-            let reader = std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+            let reader = std::fs::File::open(&file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
             let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
             let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            let report = commerce_gateway::catalog::import::import(&mut conn, reader, &config.shop_currency, show_progress).await?;
+            let report = commerce_gateway::catalog::import::import(
+                &mut conn,
+                reader,
+                &config.shop_currency,
+                show_progress,
+            )
+            .await?;
             print!("{report}");
         }
     }

@@ -8,8 +8,8 @@ pub fn exponent(currency: &str) -> Option<u32> {
         "JPY" | "KRW" | "VND" | "CLP" | "ISK" | "HUF" | "TWD" | "UGX" | "XAF" | "XOF" => 0,
         "BHD" | "KWD" | "OMR" | "JOD" | "TND" => 3,
         "USD" | "EUR" | "GBP" | "CAD" | "AUD" | "NZD" | "CHF" | "SEK" | "NOK" | "DKK" | "PLN"
-        | "CZK" | "MXN" | "BRL" | "INR" | "SGD" | "HKD" | "ZAR" | "CNY" | "AED" | "SAR"
-        | "ILS" | "TRY" | "THB" | "MYR" | "PHP" | "IDR" | "RON" | "BGN" => 2,
+        | "CZK" | "MXN" | "BRL" | "INR" | "SGD" | "HKD" | "ZAR" | "CNY" | "AED" | "SAR" | "ILS"
+        | "TRY" | "THB" | "MYR" | "PHP" | "IDR" | "RON" | "BGN" => 2,
         _ => return None,
     })
 }
@@ -55,13 +55,19 @@ pub fn parse_minor(text: &str, currency: &str) -> Option<i64> {
     if frac.len() > exp {
         return None;
     }
-    let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
     let frac_value: i64 = if frac.is_empty() {
         0
     } else {
         format!("{frac:0<exp$}").parse().ok()?
     };
-    let value = whole.checked_mul(10i64.pow(exp as u32))?.checked_add(frac_value)?;
+    let value = whole
+        .checked_mul(10i64.pow(exp as u32))?
+        .checked_add(frac_value)?;
     Some(if negative { -value } else { value })
 }
 

@@ -13,7 +13,11 @@ pub struct Cursor {
     /// The sort key the cursor was issued for; a cursor from another sort is rejected.
     #[serde(rename = "s")]
     pub sort: String,
-    #[serde(rename = "v", default, skip_serializing_if = "serde_json::Value::is_null")]
+    #[serde(
+        rename = "v",
+        default,
+        skip_serializing_if = "serde_json::Value::is_null"
+    )]
     pub value: serde_json::Value,
     #[serde(rename = "i")]
     pub id: i64,
@@ -151,8 +155,14 @@ mod tests {
             last,
             ..Default::default()
         };
-        assert_eq!(args(None, None).validate("ID", 250), Err(PageError::MissingFirstOrLast));
-        assert_eq!(args(Some(1), Some(1)).validate("ID", 250), Err(PageError::BothFirstAndLast));
+        assert_eq!(
+            args(None, None).validate("ID", 250),
+            Err(PageError::MissingFirstOrLast)
+        );
+        assert_eq!(
+            args(Some(1), Some(1)).validate("ID", 250),
+            Err(PageError::BothFirstAndLast)
+        );
         assert!(args(Some(251), None).validate("ID", 250).is_err());
         assert!(args(Some(-1), None).validate("ID", 250).is_err());
         let other = PageArgs {
@@ -160,7 +170,10 @@ mod tests {
             after: Some(Cursor::new("TITLE", serde_json::Value::Null, 1).encode()),
             ..Default::default()
         };
-        assert_eq!(other.validate("ID", 250), Err(PageError::CursorSortMismatch));
+        assert_eq!(
+            other.validate("ID", 250),
+            Err(PageError::CursorSortMismatch)
+        );
         assert!(args(None, Some(5)).validate("ID", 250).unwrap().backward);
     }
 }

@@ -26,7 +26,9 @@ pub async fn prepare(config: Config) -> anyhow::Result<Arc<App>> {
             #[diesel(sql_type = BigInt)]
             n: i64,
         }
-        let count: Count = diesel::sql_query("SELECT count(*) AS n FROM products").get_result(&mut conn).await?;
+        let count: Count = diesel::sql_query("SELECT count(*) AS n FROM products")
+            .get_result(&mut conn)
+            .await?;
         if count.n == 0 {
             let report = crate::catalog::seed::seed(
                 &mut conn,
@@ -35,7 +37,11 @@ pub async fn prepare(config: Config) -> anyhow::Result<Arc<App>> {
                 &config.shop_url,
             )
             .await?;
-            tracing::info!(products = report.products, variants = report.variants, "seeded a demo catalog into the empty store");
+            tracing::info!(
+                products = report.products,
+                variants = report.variants,
+                "seeded a demo catalog into the empty store"
+            );
         }
     }
     App::new(config)

@@ -24,8 +24,13 @@ const LISTING: &str = "query($first: Int!) {
 async fn statements(server: &TestServer, first: i64) -> u64 {
     let body = server.gql(LISTING, json!({ "first": first })).await;
     assert!(body.get("errors").is_none(), "{body}");
-    assert_eq!(body["data"]["products"]["edges"].as_array().unwrap().len() as i64, first);
-    body["extensions"]["stats"]["sqlStatements"].as_u64().expect("stats reported")
+    assert_eq!(
+        body["data"]["products"]["edges"].as_array().unwrap().len() as i64,
+        first
+    );
+    body["extensions"]["stats"]["sqlStatements"]
+        .as_u64()
+        .expect("stats reported")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -36,8 +41,14 @@ async fn a_page_of_100_products_with_all_relations_takes_a_constant_number_of_st
     for _ in 0..5 {
         let hundred = statements(&server, 100).await;
         let ten = statements(&server, 10).await;
-        assert!(hundred <= 6, "products(first: 100) took {hundred} statements");
-        assert_eq!(ten, hundred, "first: 10 took {ten} statements, first: 100 took {hundred}");
+        assert!(
+            hundred <= 6,
+            "products(first: 100) took {hundred} statements"
+        );
+        assert_eq!(
+            ten, hundred,
+            "first: 10 took {ten} statements, first: 100 took {hundred}"
+        );
     }
 }
 
@@ -57,7 +68,12 @@ async fn a_cart_of_many_lines_loads_products_in_one_batch() {
             id: i64,
         }
         use diesel_async::RunQueryDsl;
-        let variants: Vec<Id> = diesel::sql_query(format!("SELECT id FROM product_variants ORDER BY id LIMIT {lines}")).load(&mut conn).await.unwrap();
+        let variants: Vec<Id> = diesel::sql_query(format!(
+            "SELECT id FROM product_variants ORDER BY id LIMIT {lines}"
+        ))
+        .load(&mut conn)
+        .await
+        .unwrap();
         let lines: Vec<_> = variants.iter().map(|v| json!({ "merchandiseId": format!("gid://shopify/ProductVariant/{}", v.id), "quantity": 1 })).collect();
         let created = server
             .data("mutation($l: [CartLineInput!]) { cartCreate(input: { lines: $l }) { cart { id } userErrors { code } } }", json!({ "l": lines }))
@@ -65,7 +81,14 @@ async fn a_cart_of_many_lines_loads_products_in_one_batch() {
         let id = created["cartCreate"]["cart"]["id"].clone();
         let body = server.gql(&cart_query, json!({ "cartId": id })).await;
         assert!(body.get("errors").is_none(), "{body}");
-        counts.push(body["extensions"]["stats"]["sqlStatements"].as_u64().unwrap());
+        counts.push(
+            body["extensions"]["stats"]["sqlStatements"]
+                .as_u64()
+                .unwrap(),
+        );
     }
-    assert_eq!(counts[0], counts[1], "statements for 2 lines vs 30 lines: {counts:?}");
+    assert_eq!(
+        counts[0], counts[1],
+        "statements for 2 lines vs 30 lines: {counts:?}"
+    );
 }

@@ -6,12 +6,17 @@ mod common;
 use common::*;
 use serde_json::json;
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/csv/products.csv");
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/csv/products.csv"
+);
 
 async fn import(db: &TestDb) -> commerce_gateway::catalog::import::ImportReport {
     let mut conn = db.conn().await;
     let file = std::fs::File::open(FIXTURE).unwrap();
-    commerce_gateway::catalog::import::import(&mut conn, file, "USD", false).await.expect("import")
+    commerce_gateway::catalog::import::import(&mut conn, file, "USD", false)
+        .await
+        .expect("import")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -26,7 +31,10 @@ async fn a_shopify_csv_imports_and_bad_rows_are_reported_by_line() {
     assert_eq!(lines, vec![6, 7, 9], "{report}");
     assert!(report.rejected[0].1.contains("Variant Price"), "{report}");
     assert!(report.rejected[1].1.contains("Handle"), "{report}");
-    assert!(report.rejected[2].1.contains("Variant Inventory Policy"), "{report}");
+    assert!(
+        report.rejected[2].1.contains("Variant Inventory Policy"),
+        "{report}"
+    );
 
     let server = TestServer::start(config(&db)).await;
     let q = "query($h: String!) { product(handle: $h) { title description descriptionHtml vendor productType tags
@@ -40,7 +48,10 @@ async fn a_shopify_csv_imports_and_bad_rows_are_reported_by_line() {
     assert_eq!(p["description"], "A relaxed linen shirt & a camp collar.");
     assert_eq!(p["vendor"], "Harbor & Pine");
     assert_eq!(p["tags"], json!(["summer", "linen", "sale"]));
-    assert_eq!(p["options"], json!([{ "name": "Size", "values": ["S", "M", "L"] }, { "name": "Color", "values": ["Sand", "Olive"] }]));
+    assert_eq!(
+        p["options"],
+        json!([{ "name": "Size", "values": ["S", "M", "L"] }, { "name": "Color", "values": ["Sand", "Olive"] }])
+    );
     assert_eq!(p["seo"]["title"], "Linen Camp Shirt | Harbor & Pine");
     assert_eq!(p["priceRange"]["minVariantPrice"]["amount"], "58.00");
     assert_eq!(p["priceRange"]["maxVariantPrice"]["amount"], "61.50");
@@ -55,12 +66,22 @@ async fn a_shopify_csv_imports_and_bad_rows_are_reported_by_line() {
     assert_eq!(v[0]["weightUnit"], "GRAMS");
     assert_eq!(v[1]["availableForSale"], false, "0 in stock, deny");
     assert_eq!(v[2]["availableForSale"], true, "0 in stock, continue");
-    assert_eq!(v[2]["selectedOptions"], json!([{ "name": "Size", "value": "L" }, { "name": "Color", "value": "Olive" }]));
-    assert_eq!(v[2]["image"]["url"], "https://img.test/linen-camp-shirt-2.jpg");
+    assert_eq!(
+        v[2]["selectedOptions"],
+        json!([{ "name": "Size", "value": "L" }, { "name": "Color", "value": "Olive" }])
+    );
+    assert_eq!(
+        v[2]["image"]["url"],
+        "https://img.test/linen-camp-shirt-2.jpg"
+    );
 
     // Unpublished (Published=false, Status=draft) products are not on the storefront.
     assert!(server.data(q, json!({ "h": "wool-beanie" })).await["product"].is_null());
-    assert_eq!(db.count("SELECT count(*) AS n FROM product_variants WHERE sku = 'BEANIE-CH'").await, 1);
+    assert_eq!(
+        db.count("SELECT count(*) AS n FROM product_variants WHERE sku = 'BEANIE-CH'")
+            .await,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -68,7 +89,14 @@ async fn reimporting_updates_by_handle_and_sku_and_never_duplicates() {
     let db = TestDb::new(0).await;
     import(&db).await;
     db.execute("UPDATE variant_prices SET amount_minor = 1 WHERE variant_id = (SELECT id FROM product_variants WHERE sku = 'MUG-001')").await;
-    let tables = ["products", "product_variants", "product_images", "product_options", "variant_prices", "inventory_levels"];
+    let tables = [
+        "products",
+        "product_variants",
+        "product_images",
+        "product_options",
+        "variant_prices",
+        "inventory_levels",
+    ];
     let mut before = Vec::new();
     for t in tables {
         before.push(db.count(&format!("SELECT count(*) AS n FROM {t}")).await);
@@ -79,7 +107,11 @@ async fn reimporting_updates_by_handle_and_sku_and_never_duplicates() {
     assert_eq!((c.variants_created, c.variants_updated), (0, 5), "{report}");
     assert_eq!((c.images_created, c.images_updated), (0, 3), "{report}");
     for (t, n) in tables.iter().zip(before) {
-        assert_eq!(db.count(&format!("SELECT count(*) AS n FROM {t}")).await, n, "{t} changed size");
+        assert_eq!(
+            db.count(&format!("SELECT count(*) AS n FROM {t}")).await,
+            n,
+            "{t} changed size"
+        );
     }
     // The file's price is restored.
     assert_eq!(
@@ -90,7 +122,10 @@ async fn reimporting_updates_by_handle_and_sku_and_never_duplicates() {
 
 #[test]
 fn the_import_command_prints_a_summary() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let db = rt.block_on(TestDb::new(0));
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_commerce-gateway"))
         .args(["import", FIXTURE])
@@ -98,8 +133,18 @@ fn the_import_command_prints_a_summary() {
         .output()
         .expect("run import");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("products: 3 created, 0 updated"), "{stdout}");
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("products: 3 created, 0 updated"),
+        "{stdout}"
+    );
     assert!(stdout.contains("rows rejected: 3"), "{stdout}");
-    assert!(stdout.contains("line 6: Variant Price \"twelve\""), "{stdout}");
+    assert!(
+        stdout.contains("line 6: Variant Price \"twelve\""),
+        "{stdout}"
+    );
 }

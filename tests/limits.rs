@@ -11,14 +11,34 @@ async fn every_nextjs_commerce_operation_passes_the_default_limits() {
     let db = TestDb::new(3).await;
     let server = TestServer::start(config(&db)).await;
     for op in [
-        "getProduct", "getProducts", "getProductRecommendations", "getCollection", "getCollections",
-        "getCollectionProducts", "getMenu", "getPage", "getPages", "getCart", "createCart", "addToCart",
-        "editCartItems", "removeFromCart",
+        "getProduct",
+        "getProducts",
+        "getProductRecommendations",
+        "getCollection",
+        "getCollections",
+        "getCollectionProducts",
+        "getMenu",
+        "getPage",
+        "getPages",
+        "getCart",
+        "createCart",
+        "addToCart",
+        "editCartItems",
+        "removeFromCart",
     ] {
         let body = server.gql(&nextjs(op), json!({})).await;
         let code = error_code(&body);
-        assert!(!code.starts_with("MAX_") && code != "FRAGMENT_CYCLE", "{op} hit a limit: {body}");
-        assert!(body["extensions"]["cost"]["requestedQueryCost"].as_u64().unwrap() > 0, "{op}: {body}");
+        assert!(
+            !code.starts_with("MAX_") && code != "FRAGMENT_CYCLE",
+            "{op} hit a limit: {body}"
+        );
+        assert!(
+            body["extensions"]["cost"]["requestedQueryCost"]
+                .as_u64()
+                .unwrap()
+                > 0,
+            "{op}: {body}"
+        );
     }
 }
 
@@ -40,7 +60,9 @@ async fn abusive_documents_are_rejected_with_the_limit_named() {
     let body = server.gql(&deep, json!({})).await;
     assert_eq!(error_code(&body), "MAX_DEPTH_EXCEEDED", "{body}");
 
-    let aliases: String = (0..40).map(|i| format!("a{i}: products(first: 1) {{ nodes {{ id }} }} ")).collect();
+    let aliases: String = (0..40)
+        .map(|i| format!("a{i}: products(first: 1) {{ nodes {{ id }} }} "))
+        .collect();
     let body = server.gql(&format!("{{ {aliases} }}"), json!({})).await;
     assert_eq!(error_code(&body), "MAX_ALIASES_EXCEEDED", "{body}");
 
@@ -53,21 +75,34 @@ async fn abusive_documents_are_rejected_with_the_limit_named() {
     let body = server.gql(cyclic, json!({})).await;
     assert_eq!(error_code(&body), "FRAGMENT_CYCLE", "{body}");
 
-    let huge = format!("{{ products(first: 1) {{ nodes {{ {} }} }} }}", "id ".repeat(20_000));
+    let huge = format!(
+        "{{ products(first: 1) {{ nodes {{ {} }} }} }}",
+        "id ".repeat(20_000)
+    );
     let body = server.gql(&huge, json!({})).await;
     assert_eq!(error_code(&body), "MAX_TOKENS_EXCEEDED", "{body}");
 
-    let many_roots = format!("{{ {} }}", (0..25).map(|_| "__typename").collect::<Vec<_>>().join(" "));
+    let many_roots = format!(
+        "{{ {} }}",
+        (0..25).map(|_| "__typename").collect::<Vec<_>>().join(" ")
+    );
     let body = server.gql(&many_roots, json!({})).await;
     assert_eq!(error_code(&body), "MAX_ROOT_FIELDS_EXCEEDED", "{body}");
 
-    let body = server.gql("{ products(first: 251) { nodes { id } } }", json!({})).await;
+    let body = server
+        .gql("{ products(first: 251) { nodes { id } } }", json!({}))
+        .await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
     let body = server.gql("{ products { nodes { id } } }", json!({})).await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
 
     // A body over MAX_BODY_BYTES never reaches the parser.
-    let (status, body) = server.post_json("/graphql", &json!({ "query": format!("# {}\n{{ __typename }}", "x".repeat(300_000)) })).await;
+    let (status, body) = server
+        .post_json(
+            "/graphql",
+            &json!({ "query": format!("# {}\n{{ __typename }}", "x".repeat(300_000)) }),
+        )
+        .await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["errors"][0]["extensions"]["code"], "PAYLOAD_TOO_LARGE");
 }
@@ -76,13 +111,24 @@ async fn abusive_documents_are_rejected_with_the_limit_named() {
 async fn requested_and_actual_cost_are_reported() {
     let db = TestDb::new(4).await;
     let server = TestServer::start(config(&db)).await;
-    let body = server.gql("{ products(first: 10) { nodes { id title variants(first: 5) { nodes { id } } } } }", json!({})).await;
+    let body = server
+        .gql(
+            "{ products(first: 10) { nodes { id title variants(first: 5) { nodes { id } } } } }",
+            json!({}),
+        )
+        .await;
     let cost = &body["extensions"]["cost"];
     // 2 + 10 × (1 + (2 + 5 × 1)) = 82 requested; the store has fewer products than asked for.
     assert_eq!(cost["requestedQueryCost"], 82);
     let products = body["data"]["products"]["nodes"].as_array().unwrap();
-    let variants: usize = products.iter().map(|p| p["variants"]["nodes"].as_array().unwrap().len()).sum();
-    assert_eq!(cost["actualQueryCost"].as_u64().unwrap() as usize, 2 + products.len() * 3 + variants);
+    let variants: usize = products
+        .iter()
+        .map(|p| p["variants"]["nodes"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(
+        cost["actualQueryCost"].as_u64().unwrap() as usize,
+        2 + products.len() * 3 + variants
+    );
     assert!(cost["actualQueryCost"].as_u64().unwrap() < 82);
 }
 
@@ -93,11 +139,23 @@ async fn limits_and_introspection_follow_the_configuration() {
     cfg.limits.max_depth = 3;
     cfg.introspection = false;
     let server = TestServer::start(cfg).await;
-    let body = server.gql("{ products(first: 1) { nodes { featuredImage { url } } } }", json!({})).await;
+    let body = server
+        .gql(
+            "{ products(first: 1) { nodes { featuredImage { url } } } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(error_code(&body), "MAX_DEPTH_EXCEEDED");
-    let body = server.gql("{ __schema { types { name } } }", json!({})).await;
-    assert!(body["data"]["__schema"].is_null(), "introspection must be off: {body}");
+    let body = server
+        .gql("{ __schema { types { name } } }", json!({}))
+        .await;
+    assert!(
+        body["data"]["__schema"].is_null(),
+        "introspection must be off: {body}"
+    );
     let on = TestServer::start(config(&db)).await;
-    let body = on.gql("{ __schema { queryType { name } } }", json!({})).await;
+    let body = on
+        .gql("{ __schema { queryType { name } } }", json!({}))
+        .await;
     assert_eq!(body["data"]["__schema"]["queryType"]["name"], "QueryRoot");
 }

@@ -17,37 +17,81 @@ async fn nextjs_commerce_catalog_operations_work_verbatim() {
     let db = TestDb::new(60).await;
     let server = TestServer::start(config(&db)).await;
 
-    let products = server.data(&nextjs("getProducts"), json!({ "sortKey": "PRICE", "reverse": true })).await;
+    let products = server
+        .data(
+            &nextjs("getProducts"),
+            json!({ "sortKey": "PRICE", "reverse": true }),
+        )
+        .await;
     let edges = products["products"]["edges"].as_array().unwrap();
-    let published = db.count("SELECT count(*) AS n FROM products WHERE status = 'ACTIVE' AND published_at <= now()").await;
+    let published = db
+        .count(
+            "SELECT count(*) AS n FROM products WHERE status = 'ACTIVE' AND published_at <= now()",
+        )
+        .await;
     assert_eq!(edges.len() as i64, published.min(100));
     // Sorted by price, dearest first.
     let prices: Vec<f64> = edges
         .iter()
-        .map(|e| e["node"]["priceRange"]["minVariantPrice"]["amount"].as_str().unwrap().parse().unwrap())
+        .map(|e| {
+            e["node"]["priceRange"]["minVariantPrice"]["amount"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
         .collect();
-    assert!(prices.windows(2).all(|w| w[0] >= w[1]), "not sorted by price: {prices:?}");
+    assert!(
+        prices.windows(2).all(|w| w[0] >= w[1]),
+        "not sorted by price: {prices:?}"
+    );
     let node = &edges[0]["node"];
-    assert!(node["variants"]["edges"].as_array().unwrap().len() >= 1);
-    assert!(node["images"]["edges"].as_array().unwrap().len() >= 1);
-    assert_eq!(node["featuredImage"]["url"], node["images"]["edges"][0]["node"]["url"]);
+    assert!(!node["variants"]["edges"].as_array().unwrap().is_empty());
+    assert!(!node["images"]["edges"].as_array().unwrap().is_empty());
+    assert_eq!(
+        node["featuredImage"]["url"],
+        node["images"]["edges"][0]["node"]["url"]
+    );
     assert_eq!(node["priceRange"]["minVariantPrice"]["currencyCode"], "USD");
 
     // Search term, as the search page sends it, and the sitemap's call without variables.
-    let shirts = server.data(&nextjs("getProducts"), json!({ "query": "shirt", "sortKey": "RELEVANCE", "reverse": false })).await;
+    let shirts = server
+        .data(
+            &nextjs("getProducts"),
+            json!({ "query": "shirt", "sortKey": "RELEVANCE", "reverse": false }),
+        )
+        .await;
     for e in shirts["products"]["edges"].as_array().unwrap() {
-        assert!(e["node"]["title"].as_str().unwrap().to_lowercase().contains("shirt"));
+        assert!(
+            e["node"]["title"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .contains("shirt")
+        );
     }
     server.data(&nextjs("getProducts"), json!({})).await;
 
     let handle = node["handle"].as_str().unwrap();
-    let product = server.data(&nextjs("getProduct"), json!({ "handle": handle })).await;
+    let product = server
+        .data(&nextjs("getProduct"), json!({ "handle": handle }))
+        .await;
     assert_eq!(product["product"]["id"], node["id"]);
-    assert_eq!(product["product"]["seo"]["title"].as_str().is_some(), true);
-    let none = server.data(&nextjs("getProduct"), json!({ "handle": "no-such-product" })).await;
+    assert!(product["product"]["seo"]["title"].as_str().is_some());
+    let none = server
+        .data(
+            &nextjs("getProduct"),
+            json!({ "handle": "no-such-product" }),
+        )
+        .await;
     assert!(none["product"].is_null());
 
-    let recs = server.data(&nextjs("getProductRecommendations"), json!({ "productId": node["id"] })).await;
+    let recs = server
+        .data(
+            &nextjs("getProductRecommendations"),
+            json!({ "productId": node["id"] }),
+        )
+        .await;
     let recs = recs["productRecommendations"].as_array().unwrap();
     assert!(!recs.is_empty());
     assert!(recs.iter().all(|r| r["id"] != node["id"]));
@@ -64,26 +108,52 @@ async fn nextjs_commerce_catalog_operations_work_verbatim() {
     assert_eq!(titles, sorted);
     assert!(titles.contains(&"Apparel"));
 
-    let collection = server.data(&nextjs("getCollection"), json!({ "handle": "apparel" })).await;
+    let collection = server
+        .data(&nextjs("getCollection"), json!({ "handle": "apparel" }))
+        .await;
     assert_eq!(collection["collection"]["handle"], "apparel");
     let members = db
         .count("SELECT count(*) AS n FROM collection_products cp JOIN collections c ON c.id = cp.collection_id JOIN products p ON p.id = cp.product_id WHERE c.handle = 'apparel' AND p.status = 'ACTIVE'")
         .await;
     for sort in ["CREATED", "PRICE", "BEST_SELLING", "RELEVANCE"] {
         let page = server
-            .data(&nextjs("getCollectionProducts"), json!({ "handle": "apparel", "sortKey": sort, "reverse": true }))
+            .data(
+                &nextjs("getCollectionProducts"),
+                json!({ "handle": "apparel", "sortKey": sort, "reverse": true }),
+            )
             .await;
-        assert_eq!(page["collection"]["products"]["edges"].as_array().unwrap().len() as i64, members.min(100), "{sort}");
+        assert_eq!(
+            page["collection"]["products"]["edges"]
+                .as_array()
+                .unwrap()
+                .len() as i64,
+            members.min(100),
+            "{sort}"
+        );
     }
     // The home page carousel: only a handle.
-    server.data(&nextjs("getCollectionProducts"), json!({ "handle": "frontpage" })).await;
+    server
+        .data(
+            &nextjs("getCollectionProducts"),
+            json!({ "handle": "frontpage" }),
+        )
+        .await;
 
-    let menu = server.data(&nextjs("getMenu"), json!({ "handle": "main-menu" })).await;
+    let menu = server
+        .data(&nextjs("getMenu"), json!({ "handle": "main-menu" }))
+        .await;
     let items = menu["menu"]["items"].as_array().unwrap();
     assert_eq!(items[1]["url"], "http://shop.test/collections/apparel");
-    assert!(server.data(&nextjs("getMenu"), json!({ "handle": "nope" })).await["menu"].is_null());
+    assert!(
+        server
+            .data(&nextjs("getMenu"), json!({ "handle": "nope" }))
+            .await["menu"]
+            .is_null()
+    );
 
-    let page = server.data(&nextjs("getPage"), json!({ "handle": "about" })).await;
+    let page = server
+        .data(&nextjs("getPage"), json!({ "handle": "about" }))
+        .await;
     assert_eq!(page["pageByHandle"]["title"], "About us");
     let pages = server.data(&nextjs("getPages"), json!(null)).await;
     assert_eq!(pages["pages"]["edges"].as_array().unwrap().len(), 5);
@@ -95,15 +165,32 @@ async fn nextjs_commerce_cart_operations_price_on_the_server() {
     let server = TestServer::start(config(&db)).await;
     let product = first_product(&server).await;
     let variant = product["variants"]["nodes"][0]["id"].clone();
-    let variant_id: i64 = variant.as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+    let variant_id: i64 = variant
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let price = db.count(&format!("SELECT amount_minor AS n FROM variant_prices WHERE variant_id = {variant_id} AND currency = 'USD'")).await;
 
     let created = server.data(&nextjs("createCart"), json!(null)).await;
     let cart_id = created["cartCreate"]["cart"]["id"].clone();
     assert_eq!(created["cartCreate"]["cart"]["totalQuantity"], 0);
-    assert!(created["cartCreate"]["cart"]["checkoutUrl"].as_str().unwrap().starts_with("http://shop.test/checkouts/"));
+    assert!(
+        created["cartCreate"]["cart"]["checkoutUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://shop.test/checkouts/")
+    );
 
-    let added = server.data(&nextjs("addToCart"), json!({ "cartId": cart_id, "lines": [{ "merchandiseId": variant, "quantity": 2 }] })).await;
+    let added = server
+        .data(
+            &nextjs("addToCart"),
+            json!({ "cartId": cart_id, "lines": [{ "merchandiseId": variant, "quantity": 2 }] }),
+        )
+        .await;
     let cart = &added["cartLinesAdd"]["cart"];
     assert_eq!(cart["totalQuantity"], 2);
     let expected = commerce_gateway::money::format_minor(price * 2, "USD");
@@ -113,8 +200,19 @@ async fn nextjs_commerce_cart_operations_price_on_the_server() {
     assert_eq!(line["merchandise"]["product"]["handle"], product["handle"]);
 
     // Adding the same merchandise again merges into one line.
-    let again = server.data(&nextjs("addToCart"), json!({ "cartId": cart_id, "lines": [{ "merchandiseId": variant, "quantity": 1 }] })).await;
-    assert_eq!(again["cartLinesAdd"]["cart"]["lines"]["edges"].as_array().unwrap().len(), 1);
+    let again = server
+        .data(
+            &nextjs("addToCart"),
+            json!({ "cartId": cart_id, "lines": [{ "merchandiseId": variant, "quantity": 1 }] }),
+        )
+        .await;
+    assert_eq!(
+        again["cartLinesAdd"]["cart"]["lines"]["edges"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(again["cartLinesAdd"]["cart"]["totalQuantity"], 3);
 
     // The price changes: the cart follows current prices.
@@ -125,12 +223,22 @@ async fn nextjs_commerce_cart_operations_price_on_the_server() {
         .await;
     let cart = &edited["cartLinesUpdate"]["cart"];
     assert_eq!(cart["totalQuantity"], 4);
-    assert_eq!(cart["cost"]["subtotalAmount"]["amount"], commerce_gateway::money::format_minor((price + 100) * 4, "USD").as_str());
+    assert_eq!(
+        cart["cost"]["subtotalAmount"]["amount"],
+        commerce_gateway::money::format_minor((price + 100) * 4, "USD").as_str()
+    );
 
-    let fetched = server.data(&nextjs("getCart"), json!({ "cartId": cart_id })).await;
+    let fetched = server
+        .data(&nextjs("getCart"), json!({ "cartId": cart_id }))
+        .await;
     assert_eq!(fetched["cart"]["totalQuantity"], 4);
 
-    let removed = server.data(&nextjs("removeFromCart"), json!({ "cartId": cart_id, "lineIds": [line_id] })).await;
+    let removed = server
+        .data(
+            &nextjs("removeFromCart"),
+            json!({ "cartId": cart_id, "lineIds": [line_id] }),
+        )
+        .await;
     assert_eq!(removed["cartLinesRemove"]["cart"]["totalQuantity"], 0);
     assert_eq!(db.count("SELECT count(*) AS n FROM cart_lines").await, 0);
 }
@@ -140,9 +248,19 @@ async fn not_enough_stock_is_a_warning_and_unknown_merchandise_a_user_error() {
     let db = TestDb::new(5).await;
     let server = TestServer::start(config(&db)).await;
     let variant_id = db.count("SELECT min(id) AS n FROM product_variants").await;
-    db.execute(&format!("UPDATE inventory_levels SET on_hand = 1 WHERE variant_id = {variant_id}")).await;
-    db.execute(&format!("UPDATE product_variants SET inventory_policy = 'DENY' WHERE id = {variant_id}")).await;
-    let stock = db.count(&format!("SELECT sum(on_hand)::int8 AS n FROM inventory_levels WHERE variant_id = {variant_id}")).await;
+    db.execute(&format!(
+        "UPDATE inventory_levels SET on_hand = 1 WHERE variant_id = {variant_id}"
+    ))
+    .await;
+    db.execute(&format!(
+        "UPDATE product_variants SET inventory_policy = 'DENY' WHERE id = {variant_id}"
+    ))
+    .await;
+    let stock = db
+        .count(&format!(
+            "SELECT sum(on_hand)::int8 AS n FROM inventory_levels WHERE variant_id = {variant_id}"
+        ))
+        .await;
     let create = "mutation($lines: [CartLineInput!]) { cartCreate(input: { lines: $lines }) { cart { id totalQuantity } userErrors { code field message } warnings { code target message } } }";
     let body = server
         .data(create, json!({ "lines": [{ "merchandiseId": format!("gid://shopify/ProductVariant/{variant_id}"), "quantity": stock + 5 }] }))
@@ -150,14 +268,26 @@ async fn not_enough_stock_is_a_warning_and_unknown_merchandise_a_user_error() {
     let payload = &body["cartCreate"];
     assert_eq!(payload["userErrors"], json!([]));
     assert_eq!(payload["cart"]["totalQuantity"], stock + 5);
-    assert_eq!(payload["warnings"][0]["code"], "MERCHANDISE_NOT_ENOUGH_STOCK");
-    assert_eq!(payload["warnings"][0]["target"], format!("gid://shopify/ProductVariant/{variant_id}"));
+    assert_eq!(
+        payload["warnings"][0]["code"],
+        "MERCHANDISE_NOT_ENOUGH_STOCK"
+    );
+    assert_eq!(
+        payload["warnings"][0]["target"],
+        format!("gid://shopify/ProductVariant/{variant_id}")
+    );
 
     let before = db.count("SELECT count(*) AS n FROM carts").await;
     let body = server.data(create, json!({ "lines": [{ "merchandiseId": "gid://shopify/ProductVariant/999999999", "quantity": 1 }] })).await;
     assert!(body["cartCreate"]["cart"].is_null());
-    assert_eq!(body["cartCreate"]["userErrors"][0]["code"], "MERCHANDISE_NOT_FOUND");
-    assert_eq!(body["cartCreate"]["userErrors"][0]["field"], json!(["lines", "0", "merchandiseId"]));
+    assert_eq!(
+        body["cartCreate"]["userErrors"][0]["code"],
+        "MERCHANDISE_NOT_FOUND"
+    );
+    assert_eq!(
+        body["cartCreate"]["userErrors"][0]["field"],
+        json!(["lines", "0", "merchandiseId"])
+    );
     assert_eq!(db.count("SELECT count(*) AS n FROM carts").await, before);
 }
 
@@ -165,16 +295,31 @@ async fn not_enough_stock_is_a_warning_and_unknown_merchandise_a_user_error() {
 async fn keyset_pagination_walks_every_product_once_in_both_directions() {
     let db = TestDb::new(45).await;
     let server = TestServer::start(config(&db)).await;
-    let total = db.count("SELECT count(*) AS n FROM products WHERE status = 'ACTIVE'").await as usize;
+    let total = db
+        .count("SELECT count(*) AS n FROM products WHERE status = 'ACTIVE'")
+        .await as usize;
     let page_query = "query($after: String, $before: String, $first: Int, $last: Int, $sort: ProductSortKeys, $reverse: Boolean) {
         products(first: $first, after: $after, last: $last, before: $before, sortKey: $sort, reverse: $reverse) {
           edges { cursor node { id title } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }";
-    for sort in ["TITLE", "PRICE", "CREATED_AT", "UPDATED_AT", "BEST_SELLING", "ID", "VENDOR"] {
+    for sort in [
+        "TITLE",
+        "PRICE",
+        "CREATED_AT",
+        "UPDATED_AT",
+        "BEST_SELLING",
+        "ID",
+        "VENDOR",
+    ] {
         for reverse in [false, true] {
             let mut seen = Vec::new();
             let mut after = Value::Null;
             loop {
-                let data = server.data(page_query, json!({ "first": 7, "after": after, "sort": sort, "reverse": reverse })).await;
+                let data = server
+                    .data(
+                        page_query,
+                        json!({ "first": 7, "after": after, "sort": sort, "reverse": reverse }),
+                    )
+                    .await;
                 let conn = &data["products"];
                 for e in conn["edges"].as_array().unwrap() {
                     seen.push(e["node"]["id"].as_str().unwrap().to_string());
@@ -187,29 +332,57 @@ async fn keyset_pagination_walks_every_product_once_in_both_directions() {
             let mut unique = seen.clone();
             unique.sort();
             unique.dedup();
-            assert_eq!(unique.len(), seen.len(), "{sort} reverse={reverse}: a product came twice");
-            assert_eq!(seen.len(), total, "{sort} reverse={reverse}: products were skipped");
+            assert_eq!(
+                unique.len(),
+                seen.len(),
+                "{sort} reverse={reverse}: a product came twice"
+            );
+            assert_eq!(
+                seen.len(),
+                total,
+                "{sort} reverse={reverse}: products were skipped"
+            );
 
             // Backwards from the end gives the same order.
             let mut back = Vec::new();
             let mut before = Value::Null;
             loop {
-                let data = server.data(page_query, json!({ "last": 7, "before": before, "sort": sort, "reverse": reverse })).await;
+                let data = server
+                    .data(
+                        page_query,
+                        json!({ "last": 7, "before": before, "sort": sort, "reverse": reverse }),
+                    )
+                    .await;
                 let conn = &data["products"];
-                let ids: Vec<String> = conn["edges"].as_array().unwrap().iter().map(|e| e["node"]["id"].as_str().unwrap().to_string()).collect();
+                let ids: Vec<String> = conn["edges"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["node"]["id"].as_str().unwrap().to_string())
+                    .collect();
                 back.splice(0..0, ids);
                 if !conn["pageInfo"]["hasPreviousPage"].as_bool().unwrap() {
                     break;
                 }
                 before = conn["pageInfo"]["startCursor"].clone();
             }
-            assert_eq!(back, seen, "{sort} reverse={reverse}: backward pages differ");
+            assert_eq!(
+                back, seen,
+                "{sort} reverse={reverse}: backward pages differ"
+            );
         }
     }
     // A cursor from another sort key is rejected.
-    let data = server.data(page_query, json!({ "first": 2, "sort": "TITLE" })).await;
+    let data = server
+        .data(page_query, json!({ "first": 2, "sort": "TITLE" }))
+        .await;
     let cursor = data["products"]["pageInfo"]["endCursor"].clone();
-    let body = server.gql(page_query, json!({ "first": 2, "after": cursor, "sort": "PRICE" })).await;
+    let body = server
+        .gql(
+            page_query,
+            json!({ "first": 2, "after": cursor, "sort": "PRICE" }),
+        )
+        .await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT");
 }
 
@@ -222,22 +395,44 @@ async fn search_syntax_filters_products() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|n| n["id"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap())
+            .map(|n| {
+                n["id"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            })
             .collect();
         v.sort();
         v
     };
     let q = "query($q: String) { products(first: 250, query: $q) { nodes { id } } }";
-    let sql_ids = |cond: &str| format!("SELECT COALESCE(array_agg(id ORDER BY id), '{{}}') AS ids FROM products p WHERE p.status = 'ACTIVE' AND {cond}");
+    let sql_ids = |cond: &str| {
+        format!(
+            "SELECT COALESCE(array_agg(id ORDER BY id), '{{}}') AS ids FROM products p WHERE p.status = 'ACTIVE' AND {cond}"
+        )
+    };
     let cases = [
         ("tag:sale", "'sale' = ANY(p.tags)"),
         ("-tag:sale", "NOT 'sale' = ANY(p.tags)"),
         ("vendor:\"Harbor & Pine\"", "p.vendor = 'Harbor & Pine'"),
-        ("product_type:Mug OR product_type:Lamp", "p.product_type IN ('Mug', 'Lamp')"),
+        (
+            "product_type:Mug OR product_type:Lamp",
+            "p.product_type IN ('Mug', 'Lamp')",
+        ),
         ("title:classic", "p.title ILIKE '%classic%'"),
         ("price:>100", "p.max_price_minor > 10000"),
-        ("price:<=20 tag:apparel", "p.min_price_minor <= 2000 AND 'apparel' = ANY(p.tags)"),
-        ("available_for_sale:true", "EXISTS (SELECT 1 FROM product_variants v WHERE v.product_id = p.id AND (v.inventory_policy = 'CONTINUE' OR (SELECT sum(on_hand - reserved) FROM inventory_levels i WHERE i.variant_id = v.id) > 0))"),
+        (
+            "price:<=20 tag:apparel",
+            "p.min_price_minor <= 2000 AND 'apparel' = ANY(p.tags)",
+        ),
+        (
+            "available_for_sale:true",
+            "EXISTS (SELECT 1 FROM product_variants v WHERE v.product_id = p.id AND (v.inventory_policy = 'CONTINUE' OR (SELECT sum(on_hand - reserved) FROM inventory_levels i WHERE i.variant_id = v.id) > 0))",
+        ),
     ];
     let mut conn = db.conn().await;
     for (query, cond) in cases {
@@ -247,11 +442,19 @@ async fn search_syntax_filters_products() {
             ids: Vec<i64>,
         }
         use diesel_async::RunQueryDsl;
-        let expected: Ids = diesel::sql_query(sql_ids(cond)).get_result(&mut conn).await.unwrap();
+        let expected: Ids = diesel::sql_query(sql_ids(cond))
+            .get_result(&mut conn)
+            .await
+            .unwrap();
         let got = server.data(q, json!({ "q": query })).await;
         assert_eq!(ids(&got), expected.ids, "query {query:?}");
     }
-    for bad in ["(title:a", "nosuchfield:x", "price:abc", "available_for_sale:maybe"] {
+    for bad in [
+        "(title:a",
+        "nosuchfield:x",
+        "price:abc",
+        "available_for_sale:maybe",
+    ] {
         let body = server.gql(q, json!({ "q": bad })).await;
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{bad}: {body}");
     }
@@ -265,17 +468,36 @@ async fn in_context_country_selects_the_currency() {
     let usd = server.data(q, json!({ "c": "US" })).await;
     let eur = server.data(q, json!({ "c": "DE" })).await;
     let jpy = server.data("query @inContext(country: JP) { products(first: 1, sortKey: ID) { nodes { variants(first: 1) { nodes { id price { amount currencyCode } } } } } }", json!({})).await;
-    assert_eq!(usd["products"]["nodes"][0]["variants"]["nodes"][0]["price"]["currencyCode"], "USD");
-    assert_eq!(eur["products"]["nodes"][0]["variants"]["nodes"][0]["price"]["currencyCode"], "EUR");
-    assert_eq!(eur["products"]["nodes"][0]["priceRange"]["minVariantPrice"]["currencyCode"], "EUR");
+    assert_eq!(
+        usd["products"]["nodes"][0]["variants"]["nodes"][0]["price"]["currencyCode"],
+        "USD"
+    );
+    assert_eq!(
+        eur["products"]["nodes"][0]["variants"]["nodes"][0]["price"]["currencyCode"],
+        "EUR"
+    );
+    assert_eq!(
+        eur["products"]["nodes"][0]["priceRange"]["minVariantPrice"]["currencyCode"],
+        "EUR"
+    );
     let yen = &jpy["products"]["nodes"][0]["variants"]["nodes"][0];
     assert_eq!(yen["price"]["currencyCode"], "JPY");
-    let vid: i64 = yen["id"].as_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
+    let vid: i64 = yen["id"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let amount = db.count(&format!("SELECT amount_minor AS n FROM variant_prices WHERE variant_id = {vid} AND currency = 'JPY'")).await;
     assert_eq!(yen["price"]["amount"], amount.to_string());
     // A country whose currency the catalog lacks falls back to the shop currency.
     let br = server.data(q, json!({ "c": "BR" })).await;
-    assert_eq!(br["products"]["nodes"][0]["variants"]["nodes"][0]["price"]["currencyCode"], "USD");
+    assert_eq!(
+        br["products"]["nodes"][0]["variants"]["nodes"][0]["price"]["currencyCode"],
+        "USD"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -287,7 +509,12 @@ async fn nodes_images_and_the_shopify_path() {
     let product = first_product(&server).await;
     let variant = product["variants"]["nodes"][0]["id"].clone();
     let q = "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id ... on Product { handle } ... on ProductVariant { product { id } } } }";
-    let data = server.data(q, json!({ "ids": [product["id"], variant, "gid://shopify/Product/99999999"] })).await;
+    let data = server
+        .data(
+            q,
+            json!({ "ids": [product["id"], variant, "gid://shopify/Product/99999999"] }),
+        )
+        .await;
     assert_eq!(data["nodes"][0]["__typename"], "Product");
     assert_eq!(data["nodes"][0]["handle"], product["handle"]);
     assert_eq!(data["nodes"][1]["product"]["id"], product["id"]);
@@ -296,7 +523,13 @@ async fn nodes_images_and_the_shopify_path() {
     let q = "query($h: String!) { product(handle: $h) { featuredImage { url original: url transform: url(transform: { maxWidth: 300, scale: 2, preferredContentType: WEBP }) } } }";
     let data = server.data(q, json!({ "h": product["handle"] })).await;
     let image = &data["product"]["featuredImage"];
-    assert_eq!(image["transform"], format!("https://img.test/w=600,f=webp/{}", image["original"].as_str().unwrap()));
+    assert_eq!(
+        image["transform"],
+        format!(
+            "https://img.test/w=600,f=webp/{}",
+            image["original"].as_str().unwrap()
+        )
+    );
 
     // The path Shopify Storefront API clients call, with their token header; GET works too.
     let response = server
@@ -313,7 +546,10 @@ async fn nodes_images_and_the_shopify_path() {
     let get: Value = server
         .client
         .get(server.url("/graphql"))
-        .query(&[("query", "{ products(first: 1, sortKey: TITLE) { nodes { id } } }")])
+        .query(&[(
+            "query",
+            "{ products(first: 1, sortKey: TITLE) { nodes { id } } }",
+        )])
         .send()
         .await
         .unwrap()
@@ -321,7 +557,16 @@ async fn nodes_images_and_the_shopify_path() {
         .await
         .unwrap();
     assert_eq!(get["data"]["products"]["nodes"][0]["id"], product["id"]);
-    let html = server.client.get(server.url("/graphql")).header("accept", "text/html").send().await.unwrap().text().await.unwrap();
+    let html = server
+        .client
+        .get(server.url("/graphql"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(html.to_lowercase().contains("graphiql"));
 }
 

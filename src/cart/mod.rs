@@ -146,7 +146,9 @@ fn error(code: CartErrorCode, field: &[&str], message: impl Into<String>) -> Car
 fn new_token() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut rng = rand::rng();
-    (0..32).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..32)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Variants that may be put in a cart: existing, with a published product.
@@ -163,9 +165,19 @@ async fn sellable_variants(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryRe
     Ok(rows.into_iter().collect())
 }
 
-fn check_quantity(q: i32, limits: CartLimits, field: &[&str], errors: &mut Vec<CartUserError>, min: i32) {
+fn check_quantity(
+    q: i32,
+    limits: CartLimits,
+    field: &[&str],
+    errors: &mut Vec<CartUserError>,
+    min: i32,
+) {
     if q < min {
-        errors.push(error(CartErrorCode::LessThan, field, format!("The quantity must be at least {min}.")));
+        errors.push(error(
+            CartErrorCode::LessThan,
+            field,
+            format!("The quantity must be at least {min}."),
+        ));
     } else if q > limits.max_quantity {
         errors.push(error(
             CartErrorCode::GreaterThan,
@@ -188,7 +200,11 @@ async fn lock_cart(conn: &mut AsyncPgConnection, token: &str) -> QueryResult<Opt
 fn missing_cart() -> CartOutcome {
     CartOutcome {
         cart: None,
-        user_errors: vec![error(CartErrorCode::Invalid, &["cartId"], "The specified cart does not exist.")],
+        user_errors: vec![error(
+            CartErrorCode::Invalid,
+            &["cartId"],
+            "The specified cart does not exist.",
+        )],
         warnings: vec![],
     }
 }
@@ -196,13 +212,21 @@ fn missing_cart() -> CartOutcome {
 fn completed_cart() -> CartOutcome {
     CartOutcome {
         cart: None,
-        user_errors: vec![error(CartErrorCode::Invalid, &["cartId"], "The cart has been completed and can no longer change.")],
+        user_errors: vec![error(
+            CartErrorCode::Invalid,
+            &["cartId"],
+            "The cart has been completed and can no longer change.",
+        )],
         warnings: vec![],
     }
 }
 
 /// Loads a cart and prices it (used for queries and for every mutation's payload).
-pub async fn load(conn: &mut AsyncPgConnection, token: &str, pricing: &CartPricing<'_>) -> Result<Option<PricedCart>, DbError> {
+pub async fn load(
+    conn: &mut AsyncPgConnection,
+    token: &str,
+    pricing: &CartPricing<'_>,
+) -> Result<Option<PricedCart>, DbError> {
     let Some(cart) = carts::table
         .filter(carts::token.eq(token))
         .select(Cart::as_select())
@@ -215,7 +239,11 @@ pub async fn load(conn: &mut AsyncPgConnection, token: &str, pricing: &CartPrici
     Ok(Some(price(conn, cart, pricing).await?))
 }
 
-async fn price(conn: &mut AsyncPgConnection, cart: Cart, pricing: &CartPricing<'_>) -> Result<PricedCart, DbError> {
+async fn price(
+    conn: &mut AsyncPgConnection,
+    cart: Cart,
+    pricing: &CartPricing<'_>,
+) -> Result<PricedCart, DbError> {
     let lines: Vec<CartLine> = cart_lines::table
         .filter(cart_lines::cart_id.eq(cart.id))
         .order((cart_lines::created_at, cart_lines::id))
@@ -261,7 +289,10 @@ fn stock_warnings(priced: &PricedCart) -> Vec<CartWarning> {
                 CartWarning {
                     code: CartWarningCode::MerchandiseNotEnoughStock,
                     target,
-                    message: format!("Only {} of {} are available.", v.quantity_available, v.title),
+                    message: format!(
+                        "Only {} of {} are available.",
+                        v.quantity_available, v.title
+                    ),
                 }
             })
         })
@@ -296,15 +327,27 @@ async fn validate_lines(
                 "The merchandise does not exist or is not for sale.",
             )),
         }
-        check_quantity(line.quantity, limits, &[field, &index, "quantity"], &mut errors, 1);
+        check_quantity(
+            line.quantity,
+            limits,
+            &[field, &index, "quantity"],
+            &mut errors,
+            1,
+        );
     }
     Ok(errors)
 }
 
 /// Adds lines to a locked cart, merging lines of the same merchandise.
-async fn insert_lines(conn: &mut AsyncPgConnection, cart_id: i64, lines: &[LineInput]) -> QueryResult<()> {
+async fn insert_lines(
+    conn: &mut AsyncPgConnection,
+    cart_id: i64,
+    lines: &[LineInput],
+) -> QueryResult<()> {
     for line in lines {
-        let Some(variant_id) = line.merchandise_id else { continue };
+        let Some(variant_id) = line.merchandise_id else {
+            continue;
+        };
         diesel::insert_into(cart_lines::table)
             .values((
                 cart_lines::cart_id.eq(cart_id),
@@ -314,7 +357,8 @@ async fn insert_lines(conn: &mut AsyncPgConnection, cart_id: i64, lines: &[LineI
             .on_conflict((cart_lines::cart_id, cart_lines::variant_id))
             .do_update()
             .set((
-                cart_lines::quantity.eq(cart_lines::quantity + diesel::upsert::excluded(cart_lines::quantity)),
+                cart_lines::quantity
+                    .eq(cart_lines::quantity + diesel::upsert::excluded(cart_lines::quantity)),
                 cart_lines::updated_at.eq(diesel::dsl::now),
             ))
             .execute(conn)
@@ -374,7 +418,11 @@ pub async fn create(
 ) -> Result<CartOutcome, DbError> {
     let errors = validate_lines(conn, lines, limits, "lines").await?;
     if !errors.is_empty() {
-        return Ok(CartOutcome { cart: None, user_errors: errors, warnings: vec![] });
+        return Ok(CartOutcome {
+            cart: None,
+            user_errors: errors,
+            warnings: vec![],
+        });
     }
     let mut merged: HashMap<i64, i64> = HashMap::new();
     for line in lines {
@@ -410,7 +458,11 @@ pub async fn create(
         })
         .await?;
     let warnings = stock_warnings(&priced);
-    Ok(CartOutcome { cart: Some(priced), user_errors: vec![], warnings })
+    Ok(CartOutcome {
+        cart: Some(priced),
+        user_errors: vec![],
+        warnings,
+    })
 }
 
 pub async fn add_lines(
@@ -423,22 +475,36 @@ pub async fn add_lines(
     let errors = validate_lines(conn, lines, limits, "lines").await?;
     if !errors.is_empty() {
         let cart = load(conn, token, pricing).await?;
-        return Ok(CartOutcome { cart, user_errors: errors, warnings: vec![] });
+        return Ok(CartOutcome {
+            cart,
+            user_errors: errors,
+            warnings: vec![],
+        });
     }
     conn.transaction::<_, DbError, _>(async |conn| {
-        let Some(cart) = lock_cart(conn, token).await? else { return Ok(missing_cart()) };
+        let Some(cart) = lock_cart(conn, token).await? else {
+            return Ok(missing_cart());
+        };
         if cart.completed_at.is_some() {
             return Ok(completed_cart());
         }
         let errors = check_merged(conn, cart.id, lines, limits).await?;
         if !errors.is_empty() {
             let priced = price(conn, cart, pricing).await?;
-            return Ok(CartOutcome { cart: Some(priced), user_errors: errors, warnings: vec![] });
+            return Ok(CartOutcome {
+                cart: Some(priced),
+                user_errors: errors,
+                warnings: vec![],
+            });
         }
         insert_lines(conn, cart.id, lines).await?;
         let priced = price(conn, cart, pricing).await?;
         let warnings = stock_warnings(&priced);
-        Ok(CartOutcome { cart: Some(priced), user_errors: vec![], warnings })
+        Ok(CartOutcome {
+            cart: Some(priced),
+            user_errors: vec![],
+            warnings,
+        })
     })
     .await
 }
@@ -451,7 +517,9 @@ pub async fn update_lines(
     pricing: &CartPricing<'_>,
 ) -> Result<CartOutcome, DbError> {
     conn.transaction::<_, DbError, _>(async |conn| {
-        let Some(cart) = lock_cart(conn, token).await? else { return Ok(missing_cart()) };
+        let Some(cart) = lock_cart(conn, token).await? else {
+            return Ok(missing_cart());
+        };
         if cart.completed_at.is_some() {
             return Ok(completed_cart());
         }
@@ -462,13 +530,23 @@ pub async fn update_lines(
             .await?;
         let mut errors = Vec::new();
         if updates.len() > limits.max_lines {
-            errors.push(error(CartErrorCode::TooManyLines, &["lines"], format!("At most {} lines per call.", limits.max_lines)));
+            errors.push(error(
+                CartErrorCode::TooManyLines,
+                &["lines"],
+                format!("At most {} lines per call.", limits.max_lines),
+            ));
         }
-        let new_merch: Vec<i64> = updates.iter().filter_map(|u| u.merchandise_id.flatten()).collect();
+        let new_merch: Vec<i64> = updates
+            .iter()
+            .filter_map(|u| u.merchandise_id.flatten())
+            .collect();
         let sellable = sellable_variants(conn, &new_merch).await?;
         for (i, u) in updates.iter().enumerate() {
             let index = i.to_string();
-            if !u.line_id.is_some_and(|id| existing.iter().any(|l| l.id == id)) {
+            if !u
+                .line_id
+                .is_some_and(|id| existing.iter().any(|l| l.id == id))
+            {
                 errors.push(error(
                     CartErrorCode::InvalidMerchandiseLine,
                     &["lines", &index, "id"],
@@ -491,9 +569,15 @@ pub async fn update_lines(
                 )),
                 Some(Some(variant)) => {
                     // Moving a line onto merchandise another line holds merges the two.
-                    let current = existing.iter().find(|l| Some(l.id) == u.line_id).map(|l| l.quantity).unwrap_or(0);
+                    let current = existing
+                        .iter()
+                        .find(|l| Some(l.id) == u.line_id)
+                        .map(|l| l.quantity)
+                        .unwrap_or(0);
                     let quantity = u.quantity.unwrap_or(current) as i64;
-                    if let Some(other) = existing.iter().find(|l| l.variant_id == variant && Some(l.id) != u.line_id)
+                    if let Some(other) = existing
+                        .iter()
+                        .find(|l| l.variant_id == variant && Some(l.id) != u.line_id)
                         && other.quantity as i64 + quantity > limits.max_quantity as i64
                     {
                         errors.push(error(
@@ -509,7 +593,9 @@ pub async fn update_lines(
         if errors.is_empty() {
             for u in updates {
                 let Some(line_id) = u.line_id else { continue };
-                let target = cart_lines::table.filter(cart_lines::id.eq(line_id)).filter(cart_lines::cart_id.eq(cart.id));
+                let target = cart_lines::table
+                    .filter(cart_lines::id.eq(line_id))
+                    .filter(cart_lines::cart_id.eq(cart.id));
                 if u.quantity == Some(0) {
                     diesel::delete(target).execute(conn).await?;
                     continue;
@@ -520,24 +606,38 @@ pub async fn update_lines(
                         .iter()
                         .find(|l| l.variant_id == variant && l.id != line_id)
                         .cloned();
-                    let current = existing.iter().find(|l| l.id == line_id).map(|l| l.quantity).unwrap_or(0);
+                    let current = existing
+                        .iter()
+                        .find(|l| l.id == line_id)
+                        .map(|l| l.quantity)
+                        .unwrap_or(0);
                     let quantity = u.quantity.unwrap_or(current);
                     if let Some(other) = other {
                         let merged = other.quantity + quantity;
                         diesel::delete(target).execute(conn).await?;
                         diesel::update(cart_lines::table.filter(cart_lines::id.eq(other.id)))
-                            .set((cart_lines::quantity.eq(merged), cart_lines::updated_at.eq(diesel::dsl::now)))
+                            .set((
+                                cart_lines::quantity.eq(merged),
+                                cart_lines::updated_at.eq(diesel::dsl::now),
+                            ))
                             .execute(conn)
                             .await?;
                         continue;
                     }
                     diesel::update(target)
-                        .set((cart_lines::variant_id.eq(variant), cart_lines::quantity.eq(quantity), cart_lines::updated_at.eq(diesel::dsl::now)))
+                        .set((
+                            cart_lines::variant_id.eq(variant),
+                            cart_lines::quantity.eq(quantity),
+                            cart_lines::updated_at.eq(diesel::dsl::now),
+                        ))
                         .execute(conn)
                         .await?;
                 } else if let Some(q) = u.quantity {
                     diesel::update(target)
-                        .set((cart_lines::quantity.eq(q), cart_lines::updated_at.eq(diesel::dsl::now)))
+                        .set((
+                            cart_lines::quantity.eq(q),
+                            cart_lines::updated_at.eq(diesel::dsl::now),
+                        ))
                         .execute(conn)
                         .await?;
                 }
@@ -548,8 +648,16 @@ pub async fn update_lines(
                 .await?;
         }
         let priced = price(conn, cart, pricing).await?;
-        let warnings = if errors.is_empty() { stock_warnings(&priced) } else { vec![] };
-        Ok(CartOutcome { cart: Some(priced), user_errors: errors, warnings })
+        let warnings = if errors.is_empty() {
+            stock_warnings(&priced)
+        } else {
+            vec![]
+        };
+        Ok(CartOutcome {
+            cart: Some(priced),
+            user_errors: errors,
+            warnings,
+        })
     })
     .await
 }
@@ -562,7 +670,9 @@ pub async fn remove_lines(
     pricing: &CartPricing<'_>,
 ) -> Result<CartOutcome, DbError> {
     conn.transaction::<_, DbError, _>(async |conn| {
-        let Some(cart) = lock_cart(conn, token).await? else { return Ok(missing_cart()) };
+        let Some(cart) = lock_cart(conn, token).await? else {
+            return Ok(missing_cart());
+        };
         if cart.completed_at.is_some() {
             return Ok(completed_cart());
         }
@@ -573,7 +683,11 @@ pub async fn remove_lines(
             .await?;
         let mut errors = Vec::new();
         if line_ids.len() > limits.max_lines {
-            errors.push(error(CartErrorCode::TooManyLines, &["lineIds"], format!("At most {} lines per call.", limits.max_lines)));
+            errors.push(error(
+                CartErrorCode::TooManyLines,
+                &["lineIds"],
+                format!("At most {} lines per call.", limits.max_lines),
+            ));
         }
         for (i, id) in line_ids.iter().enumerate() {
             if !id.is_some_and(|id| existing.contains(&id)) {
@@ -586,17 +700,29 @@ pub async fn remove_lines(
         }
         if errors.is_empty() {
             let ids: Vec<i64> = line_ids.iter().flatten().copied().collect();
-            diesel::delete(cart_lines::table.filter(cart_lines::cart_id.eq(cart.id)).filter(cart_lines::id.eq_any(ids)))
-                .execute(conn)
-                .await?;
+            diesel::delete(
+                cart_lines::table
+                    .filter(cart_lines::cart_id.eq(cart.id))
+                    .filter(cart_lines::id.eq_any(ids)),
+            )
+            .execute(conn)
+            .await?;
             diesel::update(carts::table.filter(carts::id.eq(cart.id)))
                 .set(carts::updated_at.eq(diesel::dsl::now))
                 .execute(conn)
                 .await?;
         }
         let priced = price(conn, cart, pricing).await?;
-        let warnings = if errors.is_empty() { stock_warnings(&priced) } else { vec![] };
-        Ok(CartOutcome { cart: Some(priced), user_errors: errors, warnings })
+        let warnings = if errors.is_empty() {
+            stock_warnings(&priced)
+        } else {
+            vec![]
+        };
+        Ok(CartOutcome {
+            cart: Some(priced),
+            user_errors: errors,
+            warnings,
+        })
     })
     .await
 }

@@ -77,7 +77,11 @@ fn weight_unit(s: &str) -> Result<&'static str, String> {
         "g" => "GRAMS",
         "lb" | "lbs" => "POUNDS",
         "oz" => "OUNCES",
-        other => return Err(format!("Variant Weight Unit {other:?} is not g, kg, lb or oz")),
+        other => {
+            return Err(format!(
+                "Variant Weight Unit {other:?} is not g, kg, lb or oz"
+            ));
+        }
     })
 }
 
@@ -89,11 +93,16 @@ struct Pending {
 fn valid_handle(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 255
-        && h.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && h.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 /// Parses the CSV into product drafts; bad rows land in `rejected`.
-pub fn parse(reader: impl Read, shop_currency: &str, rejected: &mut Vec<(u64, String)>) -> anyhow::Result<Vec<(u64, ProductDraft)>> {
+pub fn parse(
+    reader: impl Read,
+    shop_currency: &str,
+    rejected: &mut Vec<(u64, String)>,
+) -> anyhow::Result<Vec<(u64, ProductDraft)>> {
     let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
     let headers = csv.headers()?.clone();
     let columns = Columns(
@@ -128,11 +137,17 @@ pub fn parse(reader: impl Read, shop_currency: &str, rejected: &mut Vec<(u64, St
             continue;
         }
         if !valid_handle(&handle) {
-            rejected.push((line, format!("Handle {handle:?} may only contain a-z, 0-9, - and _")));
+            rejected.push((
+                line,
+                format!("Handle {handle:?} may only contain a-z, 0-9, - and _"),
+            ));
             continue;
         }
         if failed_handles.contains(&handle) {
-            rejected.push((line, format!("the first row of product {handle:?} was rejected")));
+            rejected.push((
+                line,
+                format!("the first row of product {handle:?} was rejected"),
+            ));
             continue;
         }
         let first_row = !products.contains_key(&handle);
@@ -151,7 +166,9 @@ pub fn parse(reader: impl Read, shop_currency: &str, rejected: &mut Vec<(u64, St
                     "" | "active" => "ACTIVE",
                     "draft" => "DRAFT",
                     "archived" => "ARCHIVED",
-                    other => return Err(format!("Status {other:?} is not active, draft or archived")),
+                    other => {
+                        return Err(format!("Status {other:?} is not active, draft or archived"));
+                    }
                 };
                 let draft = ProductDraft {
                     handle: handle.clone(),
@@ -165,7 +182,8 @@ pub fn parse(reader: impl Read, shop_currency: &str, rejected: &mut Vec<(u64, St
                         .filter(|t| !t.is_empty())
                         .map(str::to_string)
                         .collect(),
-                    published: parse_bool(col("Published"), true).map_err(|e| format!("Published: {e}"))?,
+                    published: parse_bool(col("Published"), true)
+                        .map_err(|e| format!("Published: {e}"))?,
                     status: status.to_string(),
                     seo_title: opt(col("SEO Title")),
                     seo_description: opt(col("SEO Description")),
@@ -186,7 +204,9 @@ pub fn parse(reader: impl Read, shop_currency: &str, rejected: &mut Vec<(u64, St
                 }
                 let position = match col("Image Position") {
                     "" => draft.images.len() as i32 + 1,
-                    p => p.parse().map_err(|_| format!("Image Position {p:?} is not a whole number"))?,
+                    p => p
+                        .parse()
+                        .map_err(|_| format!("Image Position {p:?} is not a whole number"))?,
                 };
                 if !draft.images.iter().any(|i| i.url == image_src) {
                     draft.images.push(ImageDraft {
@@ -204,17 +224,22 @@ pub fn parse(reader: impl Read, shop_currency: &str, rejected: &mut Vec<(u64, St
             ];
             let sku = opt(col("Variant SKU"));
             let price = col("Variant Price");
-            let has_variant = options.iter().any(Option::is_some) || sku.is_some() || !price.is_empty();
+            let has_variant =
+                options.iter().any(Option::is_some) || sku.is_some() || !price.is_empty();
             if has_variant {
                 let price_minor = money::parse_minor(price, shop_currency)
                     .filter(|p| *p >= 0)
-                    .ok_or_else(|| format!("Variant Price {price:?} is not an amount in {shop_currency}"))?;
+                    .ok_or_else(|| {
+                        format!("Variant Price {price:?} is not an amount in {shop_currency}")
+                    })?;
                 let compare_at_minor = match col("Variant Compare At Price") {
                     "" => None,
                     c => Some(
                         money::parse_minor(c, shop_currency)
                             .filter(|p| *p >= 0)
-                            .ok_or_else(|| format!("Variant Compare At Price {c:?} is not an amount"))?,
+                            .ok_or_else(|| {
+                                format!("Variant Compare At Price {c:?} is not an amount")
+                            })?,
                     ),
                 };
                 let grams = match col("Variant Grams") {
@@ -228,24 +253,41 @@ pub fn parse(reader: impl Read, shop_currency: &str, rejected: &mut Vec<(u64, St
                 };
                 let inventory = match col("Variant Inventory Qty") {
                     "" => None,
-                    q => Some(q.parse::<i32>().map_err(|_| format!("Variant Inventory Qty {q:?} is not a whole number"))?),
+                    q => Some(q.parse::<i32>().map_err(|_| {
+                        format!("Variant Inventory Qty {q:?} is not a whole number")
+                    })?),
                 };
-                let policy = match col("Variant Inventory Policy").to_ascii_lowercase().as_str() {
+                let policy = match col("Variant Inventory Policy")
+                    .to_ascii_lowercase()
+                    .as_str()
+                {
                     "" | "deny" => "DENY",
                     "continue" => "CONTINUE",
-                    other => return Err(format!("Variant Inventory Policy {other:?} is not deny or continue")),
+                    other => {
+                        return Err(format!(
+                            "Variant Inventory Policy {other:?} is not deny or continue"
+                        ));
+                    }
                 };
                 if let Some(sku) = &sku {
                     if let Some(owner) = skus.get(sku)
                         && owner != &handle
                     {
-                        return Err(format!("Variant SKU {sku:?} is already used by product {owner:?}"));
+                        return Err(format!(
+                            "Variant SKU {sku:?} is already used by product {owner:?}"
+                        ));
                     }
                     if draft.variants.iter().any(|v| v.sku.as_ref() == Some(sku)) {
-                        return Err(format!("Variant SKU {sku:?} appears twice in product {handle:?}"));
+                        return Err(format!(
+                            "Variant SKU {sku:?} appears twice in product {handle:?}"
+                        ));
                     }
                 }
-                if draft.variants.iter().any(|v| v.options == options && v.sku.is_none() && sku.is_none()) {
+                if draft
+                    .variants
+                    .iter()
+                    .any(|v| v.options == options && v.sku.is_none() && sku.is_none())
+                {
                     return Err("a variant with the same option values already exists".into());
                 }
                 if draft.variants.len() >= 100 {
@@ -261,7 +303,8 @@ pub fn parse(reader: impl Read, shop_currency: &str, rejected: &mut Vec<(u64, St
                     weight_unit: weight_unit(col("Variant Weight Unit"))?.to_string(),
                     requires_shipping: parse_bool(col("Variant Requires Shipping"), true)
                         .map_err(|e| format!("Variant Requires Shipping: {e}"))?,
-                    taxable: parse_bool(col("Variant Taxable"), true).map_err(|e| format!("Variant Taxable: {e}"))?,
+                    taxable: parse_bool(col("Variant Taxable"), true)
+                        .map_err(|e| format!("Variant Taxable: {e}"))?,
                     inventory_policy: policy.to_string(),
                     barcode: opt(col("Variant Barcode")),
                     price_minor,
@@ -336,7 +379,9 @@ pub async fn import(
         }
         match upsert_product(conn, &draft, shop_currency, location.id).await {
             Ok(counts) => report.counts += counts,
-            Err(e) => report.rejected.push((line, format!("product {:?} not saved: {e}", draft.handle))),
+            Err(e) => report
+                .rejected
+                .push((line, format!("product {:?} not saved: {e}", draft.handle))),
         }
         progress.inc(1);
     }

@@ -192,7 +192,9 @@ fn parse_term(text: &str, quoted: bool) -> Result<Term, SearchSyntaxError> {
     let (field, rest) = match text.split_once(':') {
         Some((field, rest))
             if !field.is_empty()
-                && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') =>
+                && field
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') =>
         {
             (Some(field.to_ascii_lowercase()), rest)
         }
@@ -214,9 +216,7 @@ fn parse_term(text: &str, quoted: bool) -> Result<Term, SearchSyntaxError> {
         (Cmp::Eq, rest)
     };
     if value.is_empty() && !quoted {
-        return Err(SearchSyntaxError(format!(
-            "the term {text:?} has no value"
-        )));
+        return Err(SearchSyntaxError(format!("the term {text:?} has no value")));
     }
     Ok(Term {
         field,

@@ -21,27 +21,76 @@ use super::writer::refresh_price_bounds;
 const BATCH: usize = 1_000;
 
 /// (code, exchange rate from USD in thousandths)
-const CURRENCIES: &[(&str, i64)] = &[("USD", 1000), ("EUR", 920), ("GBP", 790), ("CAD", 1360), ("JPY", 150_000)];
+const CURRENCIES: &[(&str, i64)] = &[
+    ("USD", 1000),
+    ("EUR", 920),
+    ("GBP", 790),
+    ("CAD", 1360),
+    ("JPY", 150_000),
+];
 
 const ADJECTIVES: &[&str] = &[
-    "Classic", "Everyday", "Essential", "Vintage", "Modern", "Relaxed", "Slim", "Heritage",
-    "Urban", "Coastal", "Alpine", "Studio", "Weekend", "Signature", "Organic", "Featherweight",
-    "Rugged", "Minimal", "Premium", "Soft",
+    "Classic",
+    "Everyday",
+    "Essential",
+    "Vintage",
+    "Modern",
+    "Relaxed",
+    "Slim",
+    "Heritage",
+    "Urban",
+    "Coastal",
+    "Alpine",
+    "Studio",
+    "Weekend",
+    "Signature",
+    "Organic",
+    "Featherweight",
+    "Rugged",
+    "Minimal",
+    "Premium",
+    "Soft",
 ];
 const MATERIALS: &[&str] = &[
     "Cotton", "Linen", "Merino", "Denim", "Canvas", "Leather", "Bamboo", "Ceramic", "Oak",
     "Walnut", "Steel", "Cashmere", "Fleece", "Recycled", "Wool",
 ];
 const COLOURS: &[&str] = &[
-    "Black", "White", "Navy", "Olive", "Sand", "Charcoal", "Rust", "Sky Blue", "Forest Green",
-    "Burgundy", "Cream", "Slate",
+    "Black",
+    "White",
+    "Navy",
+    "Olive",
+    "Sand",
+    "Charcoal",
+    "Rust",
+    "Sky Blue",
+    "Forest Green",
+    "Burgundy",
+    "Cream",
+    "Slate",
 ];
 const SIZES: &[&str] = &["XS", "S", "M", "L", "XL", "XXL"];
 const VENDORS: &[&str] = &[
-    "Northwind Supply", "Harbor & Pine", "Fieldhouse", "Lumen Goods", "Atlas Outfitters",
-    "Kettle & Co", "Meridian", "Copperline", "Greyfield", "Tidewater", "Oakmont", "Bramble",
-    "Foxglove Studio", "Ironwood", "Solstice", "Pioneer Works", "Blue Fern", "Cascade",
-    "Driftwood", "Summit Gear",
+    "Northwind Supply",
+    "Harbor & Pine",
+    "Fieldhouse",
+    "Lumen Goods",
+    "Atlas Outfitters",
+    "Kettle & Co",
+    "Meridian",
+    "Copperline",
+    "Greyfield",
+    "Tidewater",
+    "Oakmont",
+    "Bramble",
+    "Foxglove Studio",
+    "Ironwood",
+    "Solstice",
+    "Pioneer Works",
+    "Blue Fern",
+    "Cascade",
+    "Driftwood",
+    "Summit Gear",
 ];
 
 struct Department {
@@ -60,12 +109,61 @@ enum OptionKind {
 }
 
 const DEPARTMENTS: &[Department] = &[
-    Department { handle: "apparel", name: "Apparel", types: &["T-Shirt", "Hoodie", "Jacket", "Shirt", "Sweater", "Shorts"], options: OptionKind::SizeColour },
-    Department { handle: "footwear", name: "Footwear", types: &["Sneakers", "Boots", "Sandals", "Loafers"], options: OptionKind::SizeColour },
-    Department { handle: "home-garden", name: "Home & Garden", types: &["Mug", "Lamp", "Planter", "Throw Blanket", "Cutting Board", "Vase"], options: OptionKind::MaterialColour },
-    Department { handle: "electronics", name: "Electronics", types: &["Headphones", "Speaker", "Charger", "Phone Case", "Smartwatch"], options: OptionKind::ColourStorage },
-    Department { handle: "sports", name: "Sports & Outdoors", types: &["Backpack", "Water Bottle", "Yoga Mat", "Tent", "Sleeping Bag"], options: OptionKind::MaterialColour },
-    Department { handle: "accessories", name: "Accessories", types: &["Cap", "Scarf", "Belt", "Wallet", "Sunglasses", "Beanie"], options: OptionKind::SizeColour },
+    Department {
+        handle: "apparel",
+        name: "Apparel",
+        types: &["T-Shirt", "Hoodie", "Jacket", "Shirt", "Sweater", "Shorts"],
+        options: OptionKind::SizeColour,
+    },
+    Department {
+        handle: "footwear",
+        name: "Footwear",
+        types: &["Sneakers", "Boots", "Sandals", "Loafers"],
+        options: OptionKind::SizeColour,
+    },
+    Department {
+        handle: "home-garden",
+        name: "Home & Garden",
+        types: &[
+            "Mug",
+            "Lamp",
+            "Planter",
+            "Throw Blanket",
+            "Cutting Board",
+            "Vase",
+        ],
+        options: OptionKind::MaterialColour,
+    },
+    Department {
+        handle: "electronics",
+        name: "Electronics",
+        types: &[
+            "Headphones",
+            "Speaker",
+            "Charger",
+            "Phone Case",
+            "Smartwatch",
+        ],
+        options: OptionKind::ColourStorage,
+    },
+    Department {
+        handle: "sports",
+        name: "Sports & Outdoors",
+        types: &[
+            "Backpack",
+            "Water Bottle",
+            "Yoga Mat",
+            "Tent",
+            "Sleeping Bag",
+        ],
+        options: OptionKind::MaterialColour,
+    },
+    Department {
+        handle: "accessories",
+        name: "Accessories",
+        types: &["Cap", "Scarf", "Belt", "Wallet", "Sunglasses", "Beanie"],
+        options: OptionKind::SizeColour,
+    },
 ];
 
 /// What a seed run created.
@@ -89,7 +187,11 @@ fn slug(text: &str) -> String {
     out.trim_matches('-').to_string()
 }
 
-async fn next_ids(conn: &mut AsyncPgConnection, sequence: &str, n: usize) -> anyhow::Result<Vec<i64>> {
+async fn next_ids(
+    conn: &mut AsyncPgConnection,
+    sequence: &str,
+    n: usize,
+) -> anyhow::Result<Vec<i64>> {
     #[derive(diesel::QueryableByName)]
     struct Id {
         #[diesel(sql_type = BigInt)]
@@ -159,7 +261,10 @@ pub async fn seed(
 ) -> anyhow::Result<SeedReport> {
     let mut rng = ChaCha8Rng::seed_from_u64(0x5eed_c0de);
     let mut report = SeedReport::default();
-    let base_time = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).single().expect("valid date");
+    let base_time = Utc
+        .with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
+        .single()
+        .expect("valid date");
 
     let categories = seed_categories(conn).await?;
     let locations = seed_locations(conn).await?;
@@ -170,15 +275,19 @@ pub async fn seed(
             #[diesel(sql_type = BigInt)]
             n: i64,
         }
-        let c: Count = diesel::sql_query("SELECT count(*) AS n FROM products").get_result(conn).await?;
+        let c: Count = diesel::sql_query("SELECT count(*) AS n FROM products")
+            .get_result(conn)
+            .await?;
         c.n
     };
 
     let progress = ProgressBar::new(count as u64);
     progress.set_style(
-        ProgressStyle::with_template("{spinner} seeding [{bar:40}] {pos}/{len} products ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} seeding [{bar:40}] {pos}/{len} products ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
 
     let mut all_ids = Vec::with_capacity(count);
@@ -200,7 +309,11 @@ pub async fn seed(
             let vendor = VENDORS[rng.random_range(0..VENDORS.len())];
             let created = base_time + Duration::minutes(rng.random_range(0..(600 * 24 * 60)));
             let on_sale = rng.random_bool(0.2);
-            let mut tags = vec![dept.handle.to_string(), slug(ptype), material.to_lowercase()];
+            let mut tags = vec![
+                dept.handle.to_string(),
+                slug(ptype),
+                material.to_lowercase(),
+            ];
             if on_sale {
                 tags.push("sale".into());
             }
@@ -214,7 +327,9 @@ pub async fn seed(
             b.id.push(id);
             b.handle.push(handle.clone());
             b.title.push(title.clone());
-            b.description_html.push(format!("<p>{description}</p><ul><li>Material: {material}</li><li>Type: {ptype}</li></ul>"));
+            b.description_html.push(format!(
+                "<p>{description}</p><ul><li>Material: {material}</li><li>Type: {ptype}</li></ul>"
+            ));
             b.description.push(description);
             b.vendor.push(vendor.into());
             b.product_type.push(ptype.into());
@@ -222,9 +337,11 @@ pub async fn seed(
             b.status.push(if draft { "DRAFT" } else { "ACTIVE" }.into());
             b.published_at.push((!draft).then_some(created));
             b.seo_title.push(Some(format!("{title} | {vendor}")));
-            b.seo_description.push(Some(format!("Shop the {title} from {vendor}.")));
+            b.seo_description
+                .push(Some(format!("Shop the {title} from {vendor}.")));
             let subcats = &categories[dept_index(dept)];
-            b.category_id.push(subcats[rng.random_range(0..subcats.len())]);
+            b.category_id
+                .push(subcats[rng.random_range(0..subcats.len())]);
             b.total_sales.push(rng.random_range(0..5_000));
             b.created_at.push(created);
             all_ids.push(id);
@@ -232,9 +349,21 @@ pub async fn seed(
 
             // Options and the variant matrix (at most 10 combinations).
             let (names, first, second): (&[&str; 2], Vec<&str>, Vec<&str>) = match dept.options {
-                OptionKind::SizeColour => (&["Size", "Color"], pick(&mut rng, SIZES, 1, 5), pick(&mut rng, COLOURS, 1, 2)),
-                OptionKind::MaterialColour => (&["Material", "Color"], pick(&mut rng, MATERIALS, 1, 2), pick(&mut rng, COLOURS, 1, 4)),
-                OptionKind::ColourStorage => (&["Color", "Storage"], pick(&mut rng, COLOURS, 1, 3), pick(&mut rng, &["64GB", "128GB", "256GB"], 1, 3)),
+                OptionKind::SizeColour => (
+                    &["Size", "Color"],
+                    pick(&mut rng, SIZES, 1, 5),
+                    pick(&mut rng, COLOURS, 1, 2),
+                ),
+                OptionKind::MaterialColour => (
+                    &["Material", "Color"],
+                    pick(&mut rng, MATERIALS, 1, 2),
+                    pick(&mut rng, COLOURS, 1, 4),
+                ),
+                OptionKind::ColourStorage => (
+                    &["Color", "Storage"],
+                    pick(&mut rng, COLOURS, 1, 3),
+                    pick(&mut rng, &["64GB", "128GB", "256GB"], 1, 3),
+                ),
             };
             for (pos, (name, values)) in names.iter().zip([&first, &second]).enumerate() {
                 b.opt_product.push(id);
@@ -245,13 +374,20 @@ pub async fn seed(
             let images = rng.random_range(1..=5);
             for pos in 1..=images {
                 b.img_product.push(id);
-                b.img_url.push(format!("https://picsum.photos/seed/{handle}-{pos}/800/1000"));
+                b.img_url.push(format!(
+                    "https://picsum.photos/seed/{handle}-{pos}/800/1000"
+                ));
                 b.img_alt.push(Some(format!("{title}, view {pos}")));
                 b.img_position.push(pos);
             }
             report.images += images as usize;
-            let base_cents: i64 = rng.random_range(5..300) * 100 + if rng.random_bool(0.7) { 99 } else { 0 };
-            let policy = if rng.random_bool(0.05) { "CONTINUE" } else { "DENY" };
+            let base_cents: i64 =
+                rng.random_range(5..300) * 100 + if rng.random_bool(0.7) { 99 } else { 0 };
+            let policy = if rng.random_bool(0.05) {
+                "CONTINUE"
+            } else {
+                "DENY"
+            };
             let mut position = 0;
             for a in &first {
                 for c in &second {
@@ -265,14 +401,22 @@ pub async fn seed(
                     b.var_o2.push(Some((*c).into()));
                     b.var_grams.push(rng.random_range(50..3_000));
                     b.var_policy.push(policy.into());
-                    b.var_barcode.push(format!("{:013}", 4_000_000_000_000i64 + (index as i64) * 100 + position as i64));
+                    b.var_barcode.push(format!(
+                        "{:013}",
+                        4_000_000_000_000i64 + (index as i64) * 100 + position as i64
+                    ));
                     b.var_created.push(created);
-                    let variant_cents = base_cents + if position > 1 && rng.random_bool(0.3) { 500 } else { 0 };
+                    let variant_cents = base_cents
+                        + if position > 1 && rng.random_bool(0.3) {
+                            500
+                        } else {
+                            0
+                        };
                     for (code, rate) in CURRENCIES {
                         let mut amount = variant_cents * rate / 1000;
                         if *code == "JPY" {
-                            amount = (amount / 100).max(1) * 1; // yen have no minor unit
-                            amount = (amount / 10) * 10;
+                            // Yen have no minor unit: whole yen, rounded to tens.
+                            amount = ((amount / 100) / 10 * 10).max(10);
                         }
                         b.price_variant_index.push(vi);
                         b.price_currency.push((*code).into());
@@ -280,7 +424,11 @@ pub async fn seed(
                         b.price_compare.push(on_sale.then_some(amount * 13 / 10));
                     }
                     for &location in &locations {
-                        let stock = if rng.random_bool(0.1) { 0 } else { rng.random_range(0..60) };
+                        let stock = if rng.random_bool(0.1) {
+                            0
+                        } else {
+                            rng.random_range(0..60)
+                        };
                         b.stock_variant_index.push(vi);
                         b.stock_location.push(location);
                         b.stock_on_hand.push(stock);
@@ -303,7 +451,10 @@ pub async fn seed(
 }
 
 fn dept_index(dept: &Department) -> usize {
-    DEPARTMENTS.iter().position(|d| d.handle == dept.handle).unwrap_or(0)
+    DEPARTMENTS
+        .iter()
+        .position(|d| d.handle == dept.handle)
+        .unwrap_or(0)
 }
 
 fn pick<'a>(rng: &mut ChaCha8Rng, from: &[&'a str], min: usize, max: usize) -> Vec<&'a str> {
@@ -486,9 +637,19 @@ async fn seed_collections(
             (dept.handle.to_string(), dept.name.to_string(), members)
         })
         .collect();
-    let frontpage: Vec<i64> = product_ids.iter().copied().filter(|_| rng.random_bool(0.05)).take(48).collect();
+    let frontpage: Vec<i64> = product_ids
+        .iter()
+        .copied()
+        .filter(|_| rng.random_bool(0.05))
+        .take(48)
+        .collect();
     specs.push(("frontpage".into(), "Home page".into(), frontpage));
-    let featured: Vec<i64> = product_ids.iter().copied().filter(|_| rng.random_bool(0.1)).take(500).collect();
+    let featured: Vec<i64> = product_ids
+        .iter()
+        .copied()
+        .filter(|_| rng.random_bool(0.1))
+        .take(500)
+        .collect();
     specs.push(("featured".into(), "Featured".into(), featured));
     let mut created = 0;
     for (handle, title, mut members) in specs {
@@ -524,10 +685,26 @@ async fn seed_collections(
 async fn seed_content(conn: &mut AsyncPgConnection, shop_url: &str) -> anyhow::Result<()> {
     let pages = [
         ("about", "About us", "We make everyday goods that last."),
-        ("faq", "Frequently asked questions", "Orders ship within two business days."),
-        ("shipping-returns", "Shipping & returns", "Free returns within 30 days."),
-        ("privacy-policy", "Privacy policy", "We only keep what we need to ship your order."),
-        ("terms-of-service", "Terms of service", "By using this store you agree to these terms."),
+        (
+            "faq",
+            "Frequently asked questions",
+            "Orders ship within two business days.",
+        ),
+        (
+            "shipping-returns",
+            "Shipping & returns",
+            "Free returns within 30 days.",
+        ),
+        (
+            "privacy-policy",
+            "Privacy policy",
+            "We only keep what we need to ship your order.",
+        ),
+        (
+            "terms-of-service",
+            "Terms of service",
+            "By using this store you agree to these terms.",
+        ),
     ];
     for (handle, title, body) in pages {
         diesel::sql_query(
@@ -540,21 +717,51 @@ async fn seed_content(conn: &mut AsyncPgConnection, shop_url: &str) -> anyhow::R
         .execute(conn)
         .await?;
     }
-    let mut main: Vec<(String, String, String, Option<usize>)> = vec![("All".into(), format!("{shop_url}/search"), "CATALOG".into(), None)];
+    let mut main: Vec<(String, String, String, Option<usize>)> = vec![(
+        "All".into(),
+        format!("{shop_url}/search"),
+        "CATALOG".into(),
+        None,
+    )];
     for dept in DEPARTMENTS {
-        main.push((dept.name.into(), format!("{shop_url}/collections/{}", dept.handle), "COLLECTION".into(), None));
+        main.push((
+            dept.name.into(),
+            format!("{shop_url}/collections/{}", dept.handle),
+            "COLLECTION".into(),
+            None,
+        ));
     }
     // A nested entry: department links under "Shop by department".
-    main.push(("Shop by department".into(), format!("{shop_url}/search"), "CATALOG".into(), None));
+    main.push((
+        "Shop by department".into(),
+        format!("{shop_url}/search"),
+        "CATALOG".into(),
+        None,
+    ));
     let parent_index = main.len() - 1;
     for dept in DEPARTMENTS.iter().take(3) {
-        main.push((dept.name.into(), format!("{shop_url}/collections/{}", dept.handle), "COLLECTION".into(), Some(parent_index)));
+        main.push((
+            dept.name.into(),
+            format!("{shop_url}/collections/{}", dept.handle),
+            "COLLECTION".into(),
+            Some(parent_index),
+        ));
     }
     let footer: Vec<(String, String, String, Option<usize>)> = pages
         .iter()
-        .map(|(h, t, _)| ((*t).to_string(), format!("{shop_url}/pages/{h}"), "PAGE".to_string(), None))
+        .map(|(h, t, _)| {
+            (
+                (*t).to_string(),
+                format!("{shop_url}/pages/{h}"),
+                "PAGE".to_string(),
+                None,
+            )
+        })
         .collect();
-    for (handle, title, items) in [("main-menu", "Main menu", main), ("footer", "Footer", footer)] {
+    for (handle, title, items) in [
+        ("main-menu", "Main menu", main),
+        ("footer", "Footer", footer),
+    ] {
         #[derive(diesel::QueryableByName)]
         struct Row {
             #[diesel(sql_type = BigInt)]

@@ -18,7 +18,8 @@ use crate::db::sql::{Bind, DynSql};
 use crate::pagination::{Cursor, Page};
 
 /// Storefront visibility of a product row aliased `p`.
-const PUBLISHED: &str = "p.status = 'ACTIVE' AND p.published_at IS NOT NULL AND p.published_at <= now()";
+const PUBLISHED: &str =
+    "p.status = 'ACTIVE' AND p.published_at IS NOT NULL AND p.published_at <= now()";
 
 /// Price, compare-at price and stock of the variant aliased `v`, in currency `$cur` with a
 /// fallback to the shop currency `$shop`.
@@ -42,7 +43,10 @@ fn variant_price_joins(cur: &str, shop: &str) -> String {
     )
 }
 
-pub async fn products_by_ids(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<Vec<Product>> {
+pub async fn products_by_ids(
+    conn: &mut AsyncPgConnection,
+    ids: &[i64],
+) -> QueryResult<Vec<Product>> {
     products::table
         .filter(products::id.eq_any(ids))
         .select(Product::as_select())
@@ -117,7 +121,11 @@ pub async fn variants_by_ids(
 
 /// Adds `AND (position, id) > (..)` for a nested cursor and the LIMIT.
 fn nested_keyset(q: &mut DynSql, alias: &str, page: &NestedPage) {
-    let (op, dir) = if page.descending { ("<", "DESC") } else { (">", "ASC") };
+    let (op, dir) = if page.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
     if let Some((position, id)) = page.after {
         q.push(&format!(" AND ({alias}.position, {alias}.id) {op} ("));
         q.bind(Bind::Int(position));
@@ -125,7 +133,9 @@ fn nested_keyset(q: &mut DynSql, alias: &str, page: &NestedPage) {
         q.bind(Bind::BigInt(id));
         q.push(")");
     }
-    q.push(&format!(" ORDER BY {alias}.position {dir}, {alias}.id {dir} LIMIT "));
+    q.push(&format!(
+        " ORDER BY {alias}.position {dir}, {alias}.id {dir} LIMIT "
+    ));
     q.bind(Bind::BigInt(page.fetch));
 }
 
@@ -245,7 +255,11 @@ enum SortValue {
     None,
 }
 
-fn bind_sort_value(q: &mut DynSql, kind: SortValue, value: &serde_json::Value) -> Result<(), CatalogError> {
+fn bind_sort_value(
+    q: &mut DynSql,
+    kind: SortValue,
+    value: &serde_json::Value,
+) -> Result<(), CatalogError> {
     let bad = || CatalogError::Page(crate::pagination::PageError::InvalidCursor);
     match kind {
         SortValue::Text => {
@@ -255,7 +269,10 @@ fn bind_sort_value(q: &mut DynSql, kind: SortValue, value: &serde_json::Value) -
             q.bind(Bind::BigInt(value.as_i64().ok_or_else(bad)?));
         }
         SortValue::Int => {
-            let v = value.as_i64().and_then(|v| i32::try_from(v).ok()).ok_or_else(bad)?;
+            let v = value
+                .as_i64()
+                .and_then(|v| i32::try_from(v).ok())
+                .ok_or_else(bad)?;
             q.bind(Bind::Int(v));
         }
         SortValue::Float => {
@@ -272,8 +289,18 @@ fn bind_sort_value(q: &mut DynSql, kind: SortValue, value: &serde_json::Value) -
 }
 
 /// Adds the keyset condition, ORDER BY and LIMIT of a listing whose rows are aliased `t`.
-fn keyset(q: &mut DynSql, alias: &str, spec: &SortSpec, descending: bool, page: &Page) -> Result<(), CatalogError> {
-    let (op, dir) = if descending { ("<", "DESC") } else { (">", "ASC") };
+fn keyset(
+    q: &mut DynSql,
+    alias: &str,
+    spec: &SortSpec,
+    descending: bool,
+    page: &Page,
+) -> Result<(), CatalogError> {
+    let (op, dir) = if descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
     if let Some(cursor) = &page.cursor {
         match spec.kind {
             SortValue::None => {
@@ -303,14 +330,23 @@ fn free_text(expr: &Expr, out: &mut Vec<String>) {
     match expr {
         Expr::And(parts) | Expr::Or(parts) => parts.iter().for_each(|p| free_text(p, out)),
         Expr::Not(_) => {}
-        Expr::Term(Term { field: None, value, .. }) => out.push(value.clone()),
-        Expr::Term(Term { field: Some(f), value, .. }) if f == "title" => out.push(value.clone()),
+        Expr::Term(Term {
+            field: None, value, ..
+        }) => out.push(value.clone()),
+        Expr::Term(Term {
+            field: Some(f),
+            value,
+            ..
+        }) if f == "title" => out.push(value.clone()),
         Expr::Term(_) => {}
     }
 }
 
 fn like_pattern(value: &str) -> String {
-    let escaped = value.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = value
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     match escaped.strip_suffix('*') {
         Some(prefix) => format!("%{prefix}%"),
         None => format!("%{escaped}%"),
@@ -321,7 +357,9 @@ fn parse_bool(field: &str, value: &str) -> Result<bool, CatalogError> {
     match value.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(CatalogError::BadInput(format!("{field}: expects true or false, got {value:?}"))),
+        _ => Err(CatalogError::BadInput(format!(
+            "{field}: expects true or false, got {value:?}"
+        ))),
     }
 }
 
@@ -329,7 +367,11 @@ fn parse_bool(field: &str, value: &str) -> Result<bool, CatalogError> {
 fn product_condition(q: &mut DynSql, expr: &Expr, shop_currency: &str) -> Result<(), CatalogError> {
     match expr {
         Expr::And(parts) | Expr::Or(parts) => {
-            let joiner = if matches!(expr, Expr::And(_)) { " AND " } else { " OR " };
+            let joiner = if matches!(expr, Expr::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
             q.push("(");
             for (i, part) in parts.iter().enumerate() {
                 if i > 0 {
@@ -386,8 +428,9 @@ fn product_term(q: &mut DynSql, term: &Term, shop_currency: &str) -> Result<(), 
             q.push(")");
         }
         Some("id") => {
-            let id = crate::ids::parse_any("Product", &value)
-                .ok_or_else(|| CatalogError::BadInput(format!("id: {value:?} is not a product id")))?;
+            let id = crate::ids::parse_any("Product", &value).ok_or_else(|| {
+                CatalogError::BadInput(format!("id: {value:?} is not a product id"))
+            })?;
             q.push(&format!("p.id {} ", term.cmp.sql()));
             q.bind(Bind::BigInt(id));
         }
@@ -441,7 +484,10 @@ fn product_sort_spec(sort: ProductSort, relevance: Option<&str>) -> SortSpec {
         ProductSort::ProductType => ("p.product_type".to_string(), SortValue::Text),
         ProductSort::Manual => ("cp.position".to_string(), SortValue::Int),
         ProductSort::Relevance => match relevance {
-            Some(placeholder) => (format!("similarity(p.title, {placeholder})::float8"), SortValue::Float),
+            Some(placeholder) => (
+                format!("similarity(p.title, {placeholder})::float8"),
+                SortValue::Float,
+            ),
             None => ("p.total_sales".to_string(), SortValue::BigInt),
         },
         ProductSort::Id => ("p.id".to_string(), SortValue::None),
@@ -451,7 +497,10 @@ fn product_sort_spec(sort: ProductSort, relevance: Option<&str>) -> SortSpec {
 
 /// The statement for one page of products: the catalog or one collection, filtered and
 /// sorted. Built before any connection is taken, so bad input costs no database work.
-pub fn product_listing_sql(listing: &ProductListing, shop_currency: &str) -> Result<DynSql, CatalogError> {
+pub fn product_listing_sql(
+    listing: &ProductListing,
+    shop_currency: &str,
+) -> Result<DynSql, CatalogError> {
     let mut words = Vec::new();
     if let Some(filter) = &listing.filter {
         free_text(filter, &mut words);
@@ -497,7 +546,11 @@ pub fn product_listing_sql(listing: &ProductListing, shop_currency: &str) -> Res
 pub fn product_cursor(row: &ListedProduct, sort: ProductSort, collection: bool) -> Cursor {
     use serde_json::json;
     let p = &row.product;
-    let sort = if sort == ProductSort::Manual && !collection { ProductSort::Id } else { sort };
+    let sort = if sort == ProductSort::Manual && !collection {
+        ProductSort::Id
+    } else {
+        sort
+    };
     let value = match sort {
         ProductSort::Title => json!(p.title),
         ProductSort::Price => json!(p.min_price_minor),
@@ -518,13 +571,21 @@ pub fn product_cursor(row: &ListedProduct, sort: ProductSort, collection: bool) 
 
 /// The sort name cursors carry (MANUAL outside a collection lists by id).
 pub fn listing_sort_name(sort: ProductSort, collection: bool) -> &'static str {
-    if sort == ProductSort::Manual && !collection { ProductSort::Id.name() } else { sort.name() }
+    if sort == ProductSort::Manual && !collection {
+        ProductSort::Id.name()
+    } else {
+        sort.name()
+    }
 }
 
 fn simple_condition(q: &mut DynSql, expr: &Expr, alias: &str) -> Result<(), CatalogError> {
     match expr {
         Expr::And(parts) | Expr::Or(parts) => {
-            let joiner = if matches!(expr, Expr::And(_)) { " AND " } else { " OR " };
+            let joiner = if matches!(expr, Expr::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
             q.push("(");
             for (i, part) in parts.iter().enumerate() {
                 if i > 0 {
@@ -560,9 +621,18 @@ fn simple_condition(q: &mut DynSql, expr: &Expr, alias: &str) -> Result<(), Cata
 
 fn simple_sort_spec(sort: SimpleSort, alias: &str) -> SortSpec {
     match sort {
-        SimpleSort::Title => SortSpec { expr: format!("{alias}.title"), kind: SortValue::Text },
-        SimpleSort::UpdatedAt => SortSpec { expr: format!("{alias}.updated_at"), kind: SortValue::Timestamp },
-        SimpleSort::Id => SortSpec { expr: format!("{alias}.id"), kind: SortValue::None },
+        SimpleSort::Title => SortSpec {
+            expr: format!("{alias}.title"),
+            kind: SortValue::Text,
+        },
+        SimpleSort::UpdatedAt => SortSpec {
+            expr: format!("{alias}.updated_at"),
+            kind: SortValue::Timestamp,
+        },
+        SimpleSort::Id => SortSpec {
+            expr: format!("{alias}.id"),
+            kind: SortValue::None,
+        },
     }
 }
 
@@ -593,7 +663,12 @@ pub fn simple_listing_sql(
 }
 
 /// The cursor of a row listed by [`list_simple`].
-pub fn simple_cursor(sort: SimpleSort, id: i64, title: &str, updated_at: chrono::DateTime<chrono::Utc>) -> Cursor {
+pub fn simple_cursor(
+    sort: SimpleSort,
+    id: i64,
+    title: &str,
+    updated_at: chrono::DateTime<chrono::Utc>,
+) -> Cursor {
     let value = match sort {
         SimpleSort::Title => serde_json::json!(title),
         SimpleSort::UpdatedAt => serde_json::json!(updated_at.timestamp_micros()),

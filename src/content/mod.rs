@@ -79,7 +79,10 @@ fn build_tree(parent: Option<i64>, rows: &[MenuItemRow], depth: usize) -> Vec<Me
 }
 
 /// Menus by handle, each with all of its items (two statements for any number of menus).
-pub async fn menus_by_handles(conn: &mut AsyncPgConnection, handles: &[String]) -> QueryResult<Vec<Menu>> {
+pub async fn menus_by_handles(
+    conn: &mut AsyncPgConnection,
+    handles: &[String],
+) -> QueryResult<Vec<Menu>> {
     let found: Vec<MenuRow> = menus::table
         .filter(menus::handle.eq_any(handles))
         .select(MenuRow::as_select())
@@ -95,13 +98,23 @@ pub async fn menus_by_handles(conn: &mut AsyncPgConnection, handles: &[String]) 
     Ok(found
         .into_iter()
         .map(|menu| {
-            let own: Vec<MenuItemRow> = items.iter().filter(|i| i.menu_id == menu.id).cloned().collect();
-            Menu { items: build_tree(None, &own, 0), menu }
+            let own: Vec<MenuItemRow> = items
+                .iter()
+                .filter(|i| i.menu_id == menu.id)
+                .cloned()
+                .collect();
+            Menu {
+                items: build_tree(None, &own, 0),
+                menu,
+            }
         })
         .collect())
 }
 
-pub async fn pages_by_handles(conn: &mut AsyncPgConnection, handles: &[String]) -> QueryResult<Vec<Page>> {
+pub async fn pages_by_handles(
+    conn: &mut AsyncPgConnection,
+    handles: &[String],
+) -> QueryResult<Vec<Page>> {
     pages::table
         .filter(pages::handle.eq_any(handles))
         .filter(pages::published.eq(true))

@@ -12,9 +12,9 @@
 //! and the benchmark read it).
 
 pub mod migrate;
-pub mod sql;
 mod replicas;
 pub mod schema;
+pub mod sql;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures::future::BoxFuture;
 
@@ -86,8 +88,9 @@ pub struct Db {
 }
 
 /// A read closure: called once, and a second time on the primary if the replica failed.
-pub type ReadFn<T> =
-    dyn for<'c> Fn(&'c mut AsyncPgConnection) -> BoxFuture<'c, diesel::QueryResult<T>> + Send + Sync;
+pub type ReadFn<T> = dyn for<'c> Fn(&'c mut AsyncPgConnection) -> BoxFuture<'c, diesel::QueryResult<T>>
+    + Send
+    + Sync;
 
 pub fn build_pool(url: &str, size: usize, connect_timeout: Duration) -> anyhow::Result<PgPool> {
     let mut manager_config = ManagerConfig::default();
@@ -107,7 +110,11 @@ pub fn build_pool(url: &str, size: usize, connect_timeout: Duration) -> anyhow::
 impl Db {
     /// Builds the pools (lazily connected) and starts the replica health probe.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let primary = build_pool(&config.database_url, config.pool_size, config.connect_timeout)?;
+        let primary = build_pool(
+            &config.database_url,
+            config.pool_size,
+            config.connect_timeout,
+        )?;
         let replicas = ReplicaRouter::new(config, primary.clone())?;
         Ok(Self { primary, replicas })
     }
@@ -218,7 +225,10 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot reach PostgreSQL at {}", redact(url)))?;
     let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-    match diesel::sql_query(format!("CREATE DATABASE {quoted}")).execute(&mut conn).await {
+    match diesel::sql_query(format!("CREATE DATABASE {quoted}"))
+        .execute(&mut conn)
+        .await
+    {
         Ok(_) => tracing::info!(database = %name, "created database"),
         // Another instance created it at the same moment.
         Err(e) if e.to_string().contains("already exists") => {}

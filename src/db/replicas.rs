@@ -174,7 +174,10 @@ impl ReplicaRouter {
         // last transaction is (an idle primary writes nothing to replay).
         let lag_ms = match state.behind_bytes {
             Some(bytes) if bytes <= 0.0 => 0,
-            _ => state.replay_age_ms.map(|ms| ms.max(0.0) as u64).unwrap_or(u64::MAX),
+            _ => state
+                .replay_age_ms
+                .map(|ms| ms.max(0.0) as u64)
+                .unwrap_or(u64::MAX),
         };
         if lag_ms > self.max_lag.as_millis() as u64 {
             replica.lag_ms.store(lag_ms, Ordering::Relaxed);
@@ -207,7 +210,9 @@ impl ReplicaRouter {
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                let Some(router) = router.upgrade() else { break };
+                let Some(router) = router.upgrade() else {
+                    break;
+                };
                 router.probe_all().await;
             }
         });

@@ -29,12 +29,14 @@ pub fn from_db(error: &DbError) -> Error {
     match error {
         DbError::Unavailable(_) => {
             tracing::error!(%error, "database unavailable");
-            coded("SERVICE_UNAVAILABLE", "The store is temporarily unavailable. Please retry.")
+            coded(
+                "SERVICE_UNAVAILABLE",
+                "The store is temporarily unavailable. Please retry.",
+            )
         }
         DbError::Query(_) => internal(error),
     }
 }
-
 
 pub fn from_catalog(error: CatalogError) -> Error {
     match error {

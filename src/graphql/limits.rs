@@ -16,11 +16,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest, NextRequest,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
+    NextRequest,
 };
 use async_graphql::parser::types::{
-    BaseType, DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
-    SelectionSet, ServiceDocument, TypeKind, TypeSystemDefinition,
+    BaseType, DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType,
+    Selection, SelectionSet, ServiceDocument, TypeKind, TypeSystemDefinition,
 };
 use async_graphql::{Name, Pos, Request, Response, ServerError, ServerResult, Value, Variables};
 use async_graphql_value::Value as DocValue;
@@ -42,7 +43,9 @@ impl TypeIndex {
         let mut fields = HashMap::new();
         let mut composite = HashSet::new();
         for def in doc.definitions {
-            let TypeSystemDefinition::Type(t) = def else { continue };
+            let TypeSystemDefinition::Type(t) = def else {
+                continue;
+            };
             let name = t.node.name.node.to_string();
             let field_defs = match &t.node.kind {
                 TypeKind::Object(o) => Some(&o.fields),
@@ -122,7 +125,10 @@ pub fn count_tokens(text: &str) -> usize {
             }
             c if c.is_ascii_alphanumeric() || c == b'_' || c == b'-' => {
                 tokens += 1;
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'_' | b'.' | b'-' | b'+')) {
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_alphanumeric()
+                        || matches!(bytes[i], b'_' | b'.' | b'-' | b'+'))
+                {
                     i += 1;
                 }
             }
@@ -146,7 +152,10 @@ struct Walker<'a> {
 }
 
 fn arg_i64(field: &Field, name: &str, variables: &Variables) -> Option<i64> {
-    let (_, value) = field.arguments.iter().find(|(n, _)| n.node.as_str() == name)?;
+    let (_, value) = field
+        .arguments
+        .iter()
+        .find(|(n, _)| n.node.as_str() == name)?;
     match &value.node {
         DocValue::Number(n) => n.as_i64(),
         DocValue::Variable(v) => match variables.get(v) {
@@ -163,9 +172,14 @@ impl Walker<'_> {
         name: &Name,
         f: impl FnOnce(&mut Self, &SelectionSet, &str) -> ServerResult<T>,
     ) -> ServerResult<Option<T>> {
-        let Some(fragment) = self.doc.fragments.get(name) else { return Ok(None) };
+        let Some(fragment) = self.doc.fragments.get(name) else {
+            return Ok(None);
+        };
         if !self.visiting.insert(name.clone()) {
-            return Err(limit_error("FRAGMENT_CYCLE", format!("Fragment \"{name}\" spreads itself.")));
+            return Err(limit_error(
+                "FRAGMENT_CYCLE",
+                format!("Fragment \"{name}\" spreads itself."),
+            ));
         }
         let ty = fragment.node.type_condition.node.on.node.to_string();
         let result = f(self, &fragment.node.selection_set.node, &ty);
@@ -179,7 +193,12 @@ impl Walker<'_> {
             let c = match &item.node {
                 Selection::Field(field) => self.field_cost(&field.node, parent)?,
                 Selection::InlineFragment(f) => {
-                    let ty = f.node.type_condition.as_ref().map(|t| t.node.on.node.to_string()).unwrap_or_else(|| parent.to_string());
+                    let ty = f
+                        .node
+                        .type_condition
+                        .as_ref()
+                        .map(|t| t.node.on.node.to_string())
+                        .unwrap_or_else(|| parent.to_string());
                     self.cost(&f.node.selection_set.node, &ty)?
                 }
                 Selection::FragmentSpread(s) => {
@@ -187,7 +206,9 @@ impl Walker<'_> {
                     if let Some(c) = self.cost_memo.get(name) {
                         *c
                     } else {
-                        let c = self.fragment(name, |w, set, ty| w.cost(set, ty))?.unwrap_or(0);
+                        let c = self
+                            .fragment(name, |w, set, ty| w.cost(set, ty))?
+                            .unwrap_or(0);
                         self.cost_memo.insert(name.clone(), c);
                         c
                     }
@@ -199,7 +220,13 @@ impl Walker<'_> {
     }
 
     fn field_cost(&mut self, field: &Field, parent: &str) -> ServerResult<u64> {
-        let Some(ty) = self.types.field_type(parent, field.name.node.as_str()).map(str::to_string) else { return Ok(0) };
+        let Some(ty) = self
+            .types
+            .field_type(parent, field.name.node.as_str())
+            .map(str::to_string)
+        else {
+            return Ok(0);
+        };
         if !self.types.is_composite(&ty) {
             return Ok(0);
         }
@@ -220,18 +247,31 @@ impl Walker<'_> {
         for item in &set.items {
             match &item.node {
                 Selection::Field(f) if f.node.name.node.as_str() == "nodes" => {
-                    let ty = self.types.field_type(conn_type, "nodes").unwrap_or_default().to_string();
-                    best = best.max(1u64.saturating_add(self.cost(&f.node.selection_set.node, &ty)?));
+                    let ty = self
+                        .types
+                        .field_type(conn_type, "nodes")
+                        .unwrap_or_default()
+                        .to_string();
+                    best =
+                        best.max(1u64.saturating_add(self.cost(&f.node.selection_set.node, &ty)?));
                 }
                 Selection::Field(f) if f.node.name.node.as_str() == "edges" => {
-                    let edge = self.types.field_type(conn_type, "edges").unwrap_or_default().to_string();
+                    let edge = self
+                        .types
+                        .field_type(conn_type, "edges")
+                        .unwrap_or_default()
+                        .to_string();
                     best = best.max(self.cost(&f.node.selection_set.node, &edge)?);
                 }
                 Selection::Field(_) => {}
-                Selection::InlineFragment(f) => best = best.max(self.node_cost(&f.node.selection_set.node, conn_type)?),
+                Selection::InlineFragment(f) => {
+                    best = best.max(self.node_cost(&f.node.selection_set.node, conn_type)?)
+                }
                 Selection::FragmentSpread(s) => {
                     let name = s.node.fragment_name.node.clone();
-                    let c = self.fragment(&name, |w, set, _| w.node_cost(set, conn_type))?.unwrap_or(0);
+                    let c = self
+                        .fragment(&name, |w, set, _| w.node_cost(set, conn_type))?
+                        .unwrap_or(0);
                     best = best.max(c);
                 }
             }
@@ -266,7 +306,9 @@ impl Walker<'_> {
         for item in &set.items {
             match &item.node {
                 Selection::Field(f) => out.push(f.node.name.node.to_string()),
-                Selection::InlineFragment(f) => self.root_fields(&f.node.selection_set.node, out)?,
+                Selection::InlineFragment(f) => {
+                    self.root_fields(&f.node.selection_set.node, out)?
+                }
                 Selection::FragmentSpread(s) => {
                     let name = s.node.fragment_name.node.clone();
                     self.fragment(&name, |w, set, _| w.root_fields(set, out))?;
@@ -281,7 +323,9 @@ fn count_aliases(set: &SelectionSet) -> usize {
     set.items
         .iter()
         .map(|item| match &item.node {
-            Selection::Field(f) => usize::from(f.node.alias.is_some()) + count_aliases(&f.node.selection_set.node),
+            Selection::Field(f) => {
+                usize::from(f.node.alias.is_some()) + count_aliases(&f.node.selection_set.node)
+            }
             Selection::InlineFragment(f) => count_aliases(&f.node.selection_set.node),
             Selection::FragmentSpread(_) => 0,
         })
@@ -297,7 +341,9 @@ pub fn actual_cost(value: &Value) -> u64 {
         match value {
             Value::Object(map) if map.contains_key("edges") || map.contains_key("nodes") => {
                 let per = |list: Option<&Value>, unwrap_node: bool| -> u64 {
-                    let Some(Value::List(items)) = list else { return 0 };
+                    let Some(Value::List(items)) = list else {
+                        return 0;
+                    };
                     items
                         .iter()
                         .map(|item| {
@@ -362,30 +408,56 @@ struct LimitsExtension {
     measured: Mutex<Measured>,
 }
 
-fn pick_operation<'d>(doc: &'d ExecutableDocument, name: Option<&str>) -> Option<&'d OperationDefinition> {
+fn pick_operation<'d>(
+    doc: &'d ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'d OperationDefinition> {
     match (&doc.operations, name) {
         (DocumentOperations::Single(op), _) => Some(&op.node),
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|o| &o.node),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next().map(|o| &o.node),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|o| &o.node)
+        }
         _ => None,
     }
 }
 
 impl LimitsExtension {
-    fn check(&self, doc: &ExecutableDocument, variables: &Variables, scope: Option<&RequestScope>) -> ServerResult<u64> {
-        let name = self.measured.lock().ok().and_then(|m| m.operation_name.clone());
+    fn check(
+        &self,
+        doc: &ExecutableDocument,
+        variables: &Variables,
+        scope: Option<&RequestScope>,
+    ) -> ServerResult<u64> {
+        let name = self
+            .measured
+            .lock()
+            .ok()
+            .and_then(|m| m.operation_name.clone());
         let aliases: usize = match &doc.operations {
             DocumentOperations::Single(op) => count_aliases(&op.node.selection_set.node),
-            DocumentOperations::Multiple(ops) => ops.values().map(|op| count_aliases(&op.node.selection_set.node)).sum(),
-        } + doc.fragments.values().map(|f| count_aliases(&f.node.selection_set.node)).sum::<usize>();
+            DocumentOperations::Multiple(ops) => ops
+                .values()
+                .map(|op| count_aliases(&op.node.selection_set.node))
+                .sum(),
+        } + doc
+            .fragments
+            .values()
+            .map(|f| count_aliases(&f.node.selection_set.node))
+            .sum::<usize>();
         if aliases > self.limits.max_aliases {
             return Err(limit_error(
                 "MAX_ALIASES_EXCEEDED",
-                format!("The document uses {aliases} aliases; the limit (MAX_QUERY_ALIASES) is {}.", self.limits.max_aliases),
+                format!(
+                    "The document uses {aliases} aliases; the limit (MAX_QUERY_ALIASES) is {}.",
+                    self.limits.max_aliases
+                ),
             ));
         }
         // An unknown operation name is reported by validation; nothing to price here.
-        let Some(op) = pick_operation(doc, name.as_deref()) else { return Ok(0) };
+        let Some(op) = pick_operation(doc, name.as_deref()) else {
+            return Ok(0);
+        };
         let mut walker = Walker {
             doc,
             types: &self.types,
@@ -403,7 +475,10 @@ impl LimitsExtension {
         if depth > self.limits.max_depth {
             return Err(limit_error(
                 "MAX_DEPTH_EXCEEDED",
-                format!("The query is {depth} levels deep; the limit (MAX_QUERY_DEPTH) is {}.", self.limits.max_depth),
+                format!(
+                    "The query is {depth} levels deep; the limit (MAX_QUERY_DEPTH) is {}.",
+                    self.limits.max_depth
+                ),
             ));
         }
         let mut roots = Vec::new();
@@ -411,7 +486,11 @@ impl LimitsExtension {
         if roots.len() > self.limits.max_root_fields {
             return Err(limit_error(
                 "MAX_ROOT_FIELDS_EXCEEDED",
-                format!("The operation selects {} root fields; the limit (MAX_QUERY_ROOT_FIELDS) is {}.", roots.len(), self.limits.max_root_fields),
+                format!(
+                    "The operation selects {} root fields; the limit (MAX_QUERY_ROOT_FIELDS) is {}.",
+                    roots.len(),
+                    self.limits.max_root_fields
+                ),
             ));
         }
         let root_type = match op.ty {
@@ -423,12 +502,19 @@ impl LimitsExtension {
         if cost > self.limits.max_cost {
             return Err(limit_error(
                 "MAX_COST_EXCEEDED",
-                format!("The query's cost is {cost}; the limit (MAX_QUERY_COST) is {}.", self.limits.max_cost),
+                format!(
+                    "The query's cost is {cost}; the limit (MAX_QUERY_COST) is {}.",
+                    self.limits.max_cost
+                ),
             ));
         }
         if let Some(scope) = scope {
             let primary = op.ty != OperationType::Query || roots.iter().any(|r| r == "cart");
-            let _ = scope.route.set(if primary { Route::Primary } else { Route::Replica });
+            let _ = scope.route.set(if primary {
+                Route::Primary
+            } else {
+                Route::Replica
+            });
             self.read_context(op, variables, scope)?;
         }
         Ok(cost)
@@ -437,25 +523,39 @@ impl LimitsExtension {
     /// Gives errors raised while parsing a code. The parser's own recursion guard also
     /// trips on fragment cycles; those are told apart by looking for a cycle.
     fn classify_parse_error(&self, mut e: ServerError, query: &str) -> ServerError {
-        if e.extensions.as_ref().is_some_and(|x| x.get("code").is_some()) {
+        if e.extensions
+            .as_ref()
+            .is_some_and(|x| x.get("code").is_some())
+        {
             return e;
         }
         let code = if e.message.contains("recursion depth") {
-            let cyclic = async_graphql::parser::parse_query(query).ok().is_some_and(|doc| {
-                let types = TypeIndex { fields: HashMap::new(), composite: HashSet::new() };
-                let vars = Variables::default();
-                let mut walker = Walker {
-                    doc: &doc,
-                    types: &types,
-                    variables: &vars,
-                    max_page: 1,
-                    cost_memo: HashMap::new(),
-                    depth_memo: HashMap::new(),
-                    visiting: HashSet::new(),
-                };
-                doc.fragments.keys().any(|name| walker.fragment(name, |w, set, _| w.depth(set)).is_err())
-            });
-            if cyclic { "FRAGMENT_CYCLE" } else { "MAX_DEPTH_EXCEEDED" }
+            let cyclic = async_graphql::parser::parse_query(query)
+                .ok()
+                .is_some_and(|doc| {
+                    let types = TypeIndex {
+                        fields: HashMap::new(),
+                        composite: HashSet::new(),
+                    };
+                    let vars = Variables::default();
+                    let mut walker = Walker {
+                        doc: &doc,
+                        types: &types,
+                        variables: &vars,
+                        max_page: 1,
+                        cost_memo: HashMap::new(),
+                        depth_memo: HashMap::new(),
+                        visiting: HashSet::new(),
+                    };
+                    doc.fragments
+                        .keys()
+                        .any(|name| walker.fragment(name, |w, set, _| w.depth(set)).is_err())
+                });
+            if cyclic {
+                "FRAGMENT_CYCLE"
+            } else {
+                "MAX_DEPTH_EXCEEDED"
+            }
         } else {
             "GRAPHQL_PARSE_FAILED"
         };
@@ -466,12 +566,25 @@ impl LimitsExtension {
     }
 
     /// `@inContext(country:, language:)` chooses the currency prices are shown in.
-    fn read_context(&self, op: &OperationDefinition, variables: &Variables, scope: &RequestScope) -> ServerResult<()> {
-        let Some(directive) = op.directives.iter().find(|d| d.node.name.node.as_str() == "inContext") else {
+    fn read_context(
+        &self,
+        op: &OperationDefinition,
+        variables: &Variables,
+        scope: &RequestScope,
+    ) -> ServerResult<()> {
+        let Some(directive) = op
+            .directives
+            .iter()
+            .find(|d| d.node.name.node.as_str() == "inContext")
+        else {
             return Ok(());
         };
-        let country = directive.node.arguments.iter().find(|(n, _)| n.node.as_str() == "country").and_then(|(_, v)| {
-            match &v.node {
+        let country = directive
+            .node
+            .arguments
+            .iter()
+            .find(|(n, _)| n.node.as_str() == "country")
+            .and_then(|(_, v)| match &v.node {
                 DocValue::Enum(e) => Some(e.to_string()),
                 DocValue::String(s) => Some(s.clone()),
                 DocValue::Variable(var) => match variables.get(var) {
@@ -480,8 +593,7 @@ impl LimitsExtension {
                     _ => None,
                 },
                 _ => None,
-            }
-        });
+            });
         if let Some(country) = &country
             && let Some(currency) = super::types::common::currency_for_country(country)
         {
@@ -504,16 +616,29 @@ impl Extension for LimitsExtension {
             0
         };
         let mut cost = async_graphql::indexmap::IndexMap::new();
-        cost.insert(Name::new("requestedQueryCost"), Value::from(requested.unwrap_or(0)));
-        cost.insert(Name::new("actualQueryCost"), Value::from(if requested.is_some() { actual } else { 0 }));
-        response.extensions.insert("cost".into(), Value::Object(cost));
+        cost.insert(
+            Name::new("requestedQueryCost"),
+            Value::from(requested.unwrap_or(0)),
+        );
+        cost.insert(
+            Name::new("actualQueryCost"),
+            Value::from(if requested.is_some() { actual } else { 0 }),
+        );
+        response
+            .extensions
+            .insert("cost".into(), Value::Object(cost));
         let scope = self.measured.lock().ok().and_then(|m| m.scope.clone());
         if self.query_stats
             && let Some(scope) = scope
         {
             let mut stats = async_graphql::indexmap::IndexMap::new();
-            stats.insert(Name::new("sqlStatements"), Value::from(scope.statements.get()));
-            response.extensions.insert("stats".into(), Value::Object(stats));
+            stats.insert(
+                Name::new("sqlStatements"),
+                Value::from(scope.statements.get()),
+            );
+            response
+                .extensions
+                .insert("stats".into(), Value::Object(stats));
         }
         response
     }
@@ -531,7 +656,10 @@ impl Extension for LimitsExtension {
         if tokens > self.limits.max_tokens {
             return Err(limit_error(
                 "MAX_TOKENS_EXCEEDED",
-                format!("The document has {tokens} tokens; the limit (MAX_QUERY_TOKENS) is {}.", self.limits.max_tokens),
+                format!(
+                    "The document has {tokens} tokens; the limit (MAX_QUERY_TOKENS) is {}.",
+                    self.limits.max_tokens
+                ),
             ));
         }
         next.run(ctx, request).await
@@ -559,7 +687,12 @@ impl Extension for LimitsExtension {
         Ok(doc)
     }
 
-    async fn execute(&self, ctx: &ExtensionContext<'_>, operation_name: Option<&str>, next: NextExecute<'_>) -> Response {
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
         next.run(ctx, operation_name).await
     }
 }
@@ -575,9 +708,11 @@ impl async_graphql::CustomDirectiveFactory for InContextDirective {
 
     fn register(&self, registry: &mut async_graphql::registry::Registry) {
         use async_graphql::InputType;
-        use async_graphql::registry::{MetaDirective, MetaInputValue, __DirectiveLocation};
-        let country = <Option<super::types::common::CountryCode> as InputType>::create_type_info(registry);
-        let language = <Option<super::types::common::LanguageCode> as InputType>::create_type_info(registry);
+        use async_graphql::registry::{__DirectiveLocation, MetaDirective, MetaInputValue};
+        let country =
+            <Option<super::types::common::CountryCode> as InputType>::create_type_info(registry);
+        let language =
+            <Option<super::types::common::LanguageCode> as InputType>::create_type_info(registry);
         let arg = |name: &str, ty: String, desc: &str| MetaInputValue {
             name: name.to_string(),
             description: Some(desc.to_string()),
@@ -591,11 +726,24 @@ impl async_graphql::CustomDirectiveFactory for InContextDirective {
             directive_invocations: vec![],
         };
         let mut args = async_graphql::indexmap::IndexMap::new();
-        args.insert("country".to_string(), arg("country", country, "The country code for the request (selects the currency)."));
-        args.insert("language".to_string(), arg("language", language, "The language code for the request."));
+        args.insert(
+            "country".to_string(),
+            arg(
+                "country",
+                country,
+                "The country code for the request (selects the currency).",
+            ),
+        );
+        args.insert(
+            "language".to_string(),
+            arg("language", language, "The language code for the request."),
+        );
         registry.add_directive(MetaDirective {
             name: "inContext".into(),
-            description: Some("Contextualizes data: prices in the country's currency where the catalog has them.".into()),
+            description: Some(
+                "Contextualizes data: prices in the country's currency where the catalog has them."
+                    .into(),
+            ),
             locations: vec![__DirectiveLocation::QUERY, __DirectiveLocation::MUTATION],
             args,
             is_repeatable: false,
@@ -609,7 +757,10 @@ impl async_graphql::CustomDirectiveFactory for InContextDirective {
         _ctx: &async_graphql::ContextDirective<'_>,
         _directive: &async_graphql::parser::types::Directive,
     ) -> ServerResult<Box<dyn async_graphql::CustomDirective>> {
-        Err(ServerError::new("@inContext is only allowed on operations", None))
+        Err(ServerError::new(
+            "@inContext is only allowed on operations",
+            None,
+        ))
     }
 }
 
@@ -620,7 +771,10 @@ mod tests {
     #[test]
     fn counts_tokens_of_a_document() {
         assert_eq!(count_tokens("{ a }"), 3);
-        assert_eq!(count_tokens("query Q($x: Int = 3) { f(x: $x) { ...F } } # c"), 21);
+        assert_eq!(
+            count_tokens("query Q($x: Int = 3) { f(x: $x) { ...F } } # c"),
+            23
+        );
         assert_eq!(count_tokens("{ f(s: \"a b, c\") }"), 8);
     }
 }

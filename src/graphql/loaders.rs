@@ -28,7 +28,10 @@ impl CatalogLoader {
     async fn read<T, F>(&self, f: F) -> Result<T, LoadError>
     where
         T: Send + 'static,
-        F: for<'c> Fn(&'c mut AsyncPgConnection) -> BoxFuture<'c, diesel::QueryResult<T>> + Send + Sync + 'static,
+        F: for<'c> Fn(&'c mut AsyncPgConnection) -> BoxFuture<'c, diesel::QueryResult<T>>
+            + Send
+            + Sync
+            + 'static,
     {
         self.app
             .db
@@ -119,7 +122,10 @@ impl Loader<ProductHandle> for CatalogLoader {
     type Value = Product;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[ProductHandle]) -> Result<HashMap<ProductHandle, Product>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[ProductHandle],
+    ) -> Result<HashMap<ProductHandle, Product>, LoadError> {
         let handles: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let rows = self
             .read(move |conn| {
@@ -127,7 +133,10 @@ impl Loader<ProductHandle> for CatalogLoader {
                 Box::pin(async move { store::products_by_handles(conn, &handles).await })
             })
             .await?;
-        Ok(rows.into_iter().map(|p| (ProductHandle(p.handle.clone()), p)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|p| (ProductHandle(p.handle.clone()), p))
+            .collect())
     }
 }
 
@@ -135,7 +144,10 @@ impl Loader<OptionsOf> for CatalogLoader {
     type Value = Vec<ProductOption>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[OptionsOf]) -> Result<HashMap<OptionsOf, Vec<ProductOption>>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[OptionsOf],
+    ) -> Result<HashMap<OptionsOf, Vec<ProductOption>>, LoadError> {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
         let rows = self
             .read(move |conn| {
@@ -143,7 +155,8 @@ impl Loader<OptionsOf> for CatalogLoader {
                 Box::pin(async move { store::options_for(conn, &ids).await })
             })
             .await?;
-        let mut out: HashMap<OptionsOf, Vec<ProductOption>> = keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+        let mut out: HashMap<OptionsOf, Vec<ProductOption>> =
+            keys.iter().map(|k| (k.clone(), Vec::new())).collect();
         for row in rows {
             out.entry(OptionsOf(row.product_id)).or_default().push(row);
         }
@@ -155,7 +168,10 @@ impl Loader<VariantsOf> for CatalogLoader {
     type Value = Vec<Variant>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[VariantsOf]) -> Result<HashMap<VariantsOf, Vec<Variant>>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[VariantsOf],
+    ) -> Result<HashMap<VariantsOf, Vec<Variant>>, LoadError> {
         let shop = self.app.config.shop_currency.clone();
         let mut out: HashMap<VariantsOf, Vec<Variant>> = HashMap::new();
         for ((page, currency), group) in group_by(keys, |k| (k.page.clone(), k.currency.clone())) {
@@ -171,7 +187,11 @@ impl Loader<VariantsOf> for CatalogLoader {
                 out.insert((*k).clone(), Vec::new());
             }
             for row in rows {
-                let key = VariantsOf { product_id: row.product_id, page: page.clone(), currency: currency.clone() };
+                let key = VariantsOf {
+                    product_id: row.product_id,
+                    page: page.clone(),
+                    currency: currency.clone(),
+                };
                 out.entry(key).or_default().push(row);
             }
         }
@@ -198,7 +218,12 @@ impl Loader<ImagesOf> for CatalogLoader {
                 out.insert((*k).clone(), Vec::new());
             }
             for row in rows {
-                out.entry(ImagesOf { product_id: row.product_id, page: page.clone() }).or_default().push(row);
+                out.entry(ImagesOf {
+                    product_id: row.product_id,
+                    page: page.clone(),
+                })
+                .or_default()
+                .push(row);
             }
         }
         Ok(out)
@@ -209,7 +234,10 @@ impl Loader<SummaryOf> for CatalogLoader {
     type Value = ProductSummary;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[SummaryOf]) -> Result<HashMap<SummaryOf, ProductSummary>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[SummaryOf],
+    ) -> Result<HashMap<SummaryOf, ProductSummary>, LoadError> {
         let shop = self.app.config.shop_currency.clone();
         let mut out = HashMap::new();
         for (currency, group) in group_by(keys, |k| k.currency.clone()) {
@@ -222,7 +250,13 @@ impl Loader<SummaryOf> for CatalogLoader {
                 })
                 .await?;
             for row in rows {
-                out.insert(SummaryOf { product_id: row.product_id, currency: currency.clone() }, row);
+                out.insert(
+                    SummaryOf {
+                        product_id: row.product_id,
+                        currency: currency.clone(),
+                    },
+                    row,
+                );
             }
         }
         Ok(out)
@@ -246,7 +280,13 @@ impl Loader<VariantId> for CatalogLoader {
                 })
                 .await?;
             for row in rows {
-                out.insert(VariantId { id: row.id, currency: currency.clone() }, row);
+                out.insert(
+                    VariantId {
+                        id: row.id,
+                        currency: currency.clone(),
+                    },
+                    row,
+                );
             }
         }
         Ok(out)
@@ -273,7 +313,10 @@ impl Loader<CollectionId> for CatalogLoader {
     type Value = Collection;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[CollectionId]) -> Result<HashMap<CollectionId, Collection>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[CollectionId],
+    ) -> Result<HashMap<CollectionId, Collection>, LoadError> {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
         let rows = self
             .read(move |conn| {
@@ -289,7 +332,10 @@ impl Loader<CollectionHandle> for CatalogLoader {
     type Value = Collection;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[CollectionHandle]) -> Result<HashMap<CollectionHandle, Collection>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[CollectionHandle],
+    ) -> Result<HashMap<CollectionHandle, Collection>, LoadError> {
         let handles: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let rows = self
             .read(move |conn| {
@@ -297,7 +343,10 @@ impl Loader<CollectionHandle> for CatalogLoader {
                 Box::pin(async move { store::collections_by_handles(conn, &handles).await })
             })
             .await?;
-        Ok(rows.into_iter().map(|c| (CollectionHandle(c.handle.clone()), c)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|c| (CollectionHandle(c.handle.clone()), c))
+            .collect())
     }
 }
 
@@ -313,7 +362,10 @@ impl Loader<MenuHandle> for CatalogLoader {
                 Box::pin(async move { content::menus_by_handles(conn, &handles).await })
             })
             .await?;
-        Ok(rows.into_iter().map(|m| (MenuHandle(m.menu.handle.clone()), m)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|m| (MenuHandle(m.menu.handle.clone()), m))
+            .collect())
     }
 }
 
@@ -329,7 +381,10 @@ impl Loader<PageHandle> for CatalogLoader {
                 Box::pin(async move { content::pages_by_handles(conn, &handles).await })
             })
             .await?;
-        Ok(rows.into_iter().map(|p| (PageHandle(p.handle.clone()), p)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|p| (PageHandle(p.handle.clone()), p))
+            .collect())
     }
 }
 

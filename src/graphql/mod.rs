@@ -20,7 +20,8 @@ pub use scope::RequestScope;
 
 pub type StorefrontSchema = Schema<query::QueryRoot, mutation::MutationRoot, EmptySubscription>;
 
-fn builder() -> async_graphql::SchemaBuilder<query::QueryRoot, mutation::MutationRoot, EmptySubscription> {
+fn builder()
+-> async_graphql::SchemaBuilder<query::QueryRoot, mutation::MutationRoot, EmptySubscription> {
     Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
         .directive(limits::InContextDirective)
         .register_output_type::<types::node::Node>()
@@ -57,6 +58,8 @@ pub fn scope_from<'a>(ctx: &Context<'a>) -> &'a Arc<RequestScope> {
     ctx.data_unchecked::<Arc<RequestScope>>()
 }
 
-pub fn loader_from<'a>(ctx: &Context<'a>) -> &'a DataLoader<loaders::CatalogLoader, async_graphql::dataloader::HashMapCache> {
+pub fn loader_from<'a>(
+    ctx: &Context<'a>,
+) -> &'a DataLoader<loaders::CatalogLoader, async_graphql::dataloader::HashMapCache> {
     ctx.data_unchecked::<DataLoader<loaders::CatalogLoader, async_graphql::dataloader::HashMapCache>>()
 }

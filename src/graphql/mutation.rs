@@ -14,7 +14,8 @@ pub struct MutationRoot;
 /// The token of a cart's global ID.
 pub fn cart_token(id: &ID) -> Option<String> {
     let (kind, key) = ids::decode(id)?;
-    (kind == "Cart" && key.len() == 32 && key.chars().all(|c| c.is_ascii_alphanumeric())).then_some(key)
+    (kind == "Cart" && key.len() == 32 && key.chars().all(|c| c.is_ascii_alphanumeric()))
+        .then_some(key)
 }
 
 fn limits(ctx: &Context<'_>) -> CartLimits {
@@ -50,7 +51,11 @@ fn line_inputs(lines: &[CartLineInput]) -> Vec<LineInput> {
 #[Object(name = "Mutation")]
 impl MutationRoot {
     /// Creates a new cart.
-    async fn cart_create(&self, ctx: &Context<'_>, input: Option<CartInput>) -> Result<CartCreatePayload> {
+    async fn cart_create(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<CartInput>,
+    ) -> Result<CartCreatePayload> {
         let app = app_from(ctx);
         let scope = scope_from(ctx);
         let input = input.unwrap_or_default();
@@ -66,24 +71,57 @@ impl MutationRoot {
             .unwrap_or_else(|| scope.currency(app))
             .to_string();
         let lines = line_inputs(input.lines.as_deref().unwrap_or_default());
-        let mut conn = app.db.primary(&scope.statements).await.map_err(|e| from_db(&e))?;
-        let pricing = CartPricing { shop_currency: &app.config.shop_currency };
-        let outcome = cart::create(&mut conn, &currency, country.as_deref(), input.note.as_deref(), &lines, limits(ctx), &pricing)
+        let mut conn = app
+            .db
+            .primary(&scope.statements)
             .await
             .map_err(|e| from_db(&e))?;
+        let pricing = CartPricing {
+            shop_currency: &app.config.shop_currency,
+        };
+        let outcome = cart::create(
+            &mut conn,
+            &currency,
+            country.as_deref(),
+            input.note.as_deref(),
+            &lines,
+            limits(ctx),
+            &pricing,
+        )
+        .await
+        .map_err(|e| from_db(&e))?;
         Ok(outcome.into())
     }
 
     /// Adds merchandise to a cart.
-    async fn cart_lines_add(&self, ctx: &Context<'_>, cart_id: ID, lines: Vec<CartLineInput>) -> Result<CartLinesAddPayload> {
-        let Some(token) = cart_token(&cart_id) else { return Ok(invalid_cart_id().into()) };
+    async fn cart_lines_add(
+        &self,
+        ctx: &Context<'_>,
+        cart_id: ID,
+        lines: Vec<CartLineInput>,
+    ) -> Result<CartLinesAddPayload> {
+        let Some(token) = cart_token(&cart_id) else {
+            return Ok(invalid_cart_id().into());
+        };
         let app = app_from(ctx);
         let scope = scope_from(ctx);
-        let mut conn = app.db.primary(&scope.statements).await.map_err(|e| from_db(&e))?;
-        let pricing = CartPricing { shop_currency: &app.config.shop_currency };
-        let outcome = cart::add_lines(&mut conn, &token, &line_inputs(&lines), limits(ctx), &pricing)
+        let mut conn = app
+            .db
+            .primary(&scope.statements)
             .await
             .map_err(|e| from_db(&e))?;
+        let pricing = CartPricing {
+            shop_currency: &app.config.shop_currency,
+        };
+        let outcome = cart::add_lines(
+            &mut conn,
+            &token,
+            &line_inputs(&lines),
+            limits(ctx),
+            &pricing,
+        )
+        .await
+        .map_err(|e| from_db(&e))?;
         Ok(outcome.into())
     }
 
@@ -94,19 +132,30 @@ impl MutationRoot {
         cart_id: ID,
         lines: Vec<CartLineUpdateInput>,
     ) -> Result<CartLinesUpdatePayload> {
-        let Some(token) = cart_token(&cart_id) else { return Ok(invalid_cart_id().into()) };
+        let Some(token) = cart_token(&cart_id) else {
+            return Ok(invalid_cart_id().into());
+        };
         let app = app_from(ctx);
         let scope = scope_from(ctx);
         let updates: Vec<LineUpdate> = lines
             .iter()
             .map(|l| LineUpdate {
                 line_id: ids::parse("CartLine", &l.id),
-                merchandise_id: l.merchandise_id.as_ref().map(|m| ids::parse("ProductVariant", m)),
+                merchandise_id: l
+                    .merchandise_id
+                    .as_ref()
+                    .map(|m| ids::parse("ProductVariant", m)),
                 quantity: l.quantity,
             })
             .collect();
-        let mut conn = app.db.primary(&scope.statements).await.map_err(|e| from_db(&e))?;
-        let pricing = CartPricing { shop_currency: &app.config.shop_currency };
+        let mut conn = app
+            .db
+            .primary(&scope.statements)
+            .await
+            .map_err(|e| from_db(&e))?;
+        let pricing = CartPricing {
+            shop_currency: &app.config.shop_currency,
+        };
         let outcome = cart::update_lines(&mut conn, &token, &updates, limits(ctx), &pricing)
             .await
             .map_err(|e| from_db(&e))?;
@@ -114,13 +163,29 @@ impl MutationRoot {
     }
 
     /// Removes lines from a cart.
-    async fn cart_lines_remove(&self, ctx: &Context<'_>, cart_id: ID, line_ids: Vec<ID>) -> Result<CartLinesRemovePayload> {
-        let Some(token) = cart_token(&cart_id) else { return Ok(invalid_cart_id().into()) };
+    async fn cart_lines_remove(
+        &self,
+        ctx: &Context<'_>,
+        cart_id: ID,
+        line_ids: Vec<ID>,
+    ) -> Result<CartLinesRemovePayload> {
+        let Some(token) = cart_token(&cart_id) else {
+            return Ok(invalid_cart_id().into());
+        };
         let app = app_from(ctx);
         let scope = scope_from(ctx);
-        let ids: Vec<Option<i64>> = line_ids.iter().map(|id| ids::parse("CartLine", id)).collect();
-        let mut conn = app.db.primary(&scope.statements).await.map_err(|e| from_db(&e))?;
-        let pricing = CartPricing { shop_currency: &app.config.shop_currency };
+        let ids: Vec<Option<i64>> = line_ids
+            .iter()
+            .map(|id| ids::parse("CartLine", id))
+            .collect();
+        let mut conn = app
+            .db
+            .primary(&scope.statements)
+            .await
+            .map_err(|e| from_db(&e))?;
+        let pricing = CartPricing {
+            shop_currency: &app.config.shop_currency,
+        };
         let outcome = cart::remove_lines(&mut conn, &token, &ids, limits(ctx), &pricing)
             .await
             .map_err(|e| from_db(&e))?;

@@ -7,7 +7,9 @@ use async_graphql::{Context, Enum, ID, Object, Result};
 use super::errors::{bad_input, from_catalog, from_db};
 use super::loaders::*;
 use super::types::cart::CartNode;
-use super::types::collection::{CollectionConnection, CollectionNode, CollectionSortKeys, list_collections};
+use super::types::collection::{
+    CollectionConnection, CollectionNode, CollectionSortKeys, list_collections,
+};
 use super::types::content::{MenuNode, PageConnection, PageNode};
 use super::types::node::Node;
 use super::types::product::{ProductConnection, ProductNode, VariantNode, product_connection};
@@ -58,25 +60,43 @@ pub enum PageSortKeys {
 }
 
 fn id_of(kind: &str, id: &ID) -> Result<i64> {
-    ids::parse(kind, id).ok_or_else(|| bad_input(format!("{:?} is not a valid {kind} ID", id.as_str())))
+    ids::parse(kind, id)
+        .ok_or_else(|| bad_input(format!("{:?} is not a valid {kind} ID", id.as_str())))
 }
 
 async fn product_by_id(ctx: &Context<'_>, id: i64) -> Result<Option<ProductNode>> {
-    let product = loader_from(ctx).load_one(ProductId(id)).await.map_err(|e| from_db(&e))?;
-    Ok(product.filter(|p| p.is_published()).map(|p| ProductNode(Arc::new(p))))
+    let product = loader_from(ctx)
+        .load_one(ProductId(id))
+        .await
+        .map_err(|e| from_db(&e))?;
+    Ok(product
+        .filter(|p| p.is_published())
+        .map(|p| ProductNode(Arc::new(p))))
 }
 
 async fn node_by_id(ctx: &Context<'_>, id: &ID) -> Result<Option<Node>> {
     let Some((kind, key)) = ids::decode(id) else {
-        return Err(bad_input(format!("{:?} is not a valid global ID", id.as_str())));
+        return Err(bad_input(format!(
+            "{:?} is not a valid global ID",
+            id.as_str()
+        )));
     };
-    let numeric = || key.parse::<i64>().map_err(|_| bad_input(format!("{:?} is not a valid global ID", id.as_str())));
+    let numeric = || {
+        key.parse::<i64>()
+            .map_err(|_| bad_input(format!("{:?} is not a valid global ID", id.as_str())))
+    };
     let loader = loader_from(ctx);
     Ok(match kind.as_str() {
         "Product" => product_by_id(ctx, numeric()?).await?.map(Node::Product),
         "ProductVariant" => {
             let currency = scope_from(ctx).currency(app_from(ctx)).to_string();
-            let variant = loader.load_one(VariantId { id: numeric()?, currency }).await.map_err(|e| from_db(&e))?;
+            let variant = loader
+                .load_one(VariantId {
+                    id: numeric()?,
+                    currency,
+                })
+                .await
+                .map_err(|e| from_db(&e))?;
             match variant {
                 Some(v) if product_by_id(ctx, v.product_id).await?.is_some() => {
                     Some(Node::ProductVariant(VariantNode(Arc::new(v))))
@@ -95,26 +115,44 @@ async fn node_by_id(ctx: &Context<'_>, id: &ID) -> Result<Option<Node>> {
             .await
             .map_err(|e| from_db(&e))?
             .map(|p| Node::Page(PageNode(Arc::new(p)))),
-        other => return Err(bad_input(format!("objects of type {other} cannot be fetched by node"))),
+        other => {
+            return Err(bad_input(format!(
+                "objects of type {other} cannot be fetched by node"
+            )));
+        }
     })
 }
 
 #[Object]
 impl QueryRoot {
     /// Fetch a product by its ID or handle.
-    async fn product(&self, ctx: &Context<'_>, id: Option<ID>, handle: Option<String>) -> Result<Option<ProductNode>> {
+    async fn product(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        handle: Option<String>,
+    ) -> Result<Option<ProductNode>> {
         match (id, handle) {
             (Some(id), None) => product_by_id(ctx, id_of("Product", &id)?).await,
             (None, Some(handle)) => {
-                let product = loader_from(ctx).load_one(ProductHandle(handle)).await.map_err(|e| from_db(&e))?;
-                Ok(product.filter(|p| p.is_published()).map(|p| ProductNode(Arc::new(p))))
+                let product = loader_from(ctx)
+                    .load_one(ProductHandle(handle))
+                    .await
+                    .map_err(|e| from_db(&e))?;
+                Ok(product
+                    .filter(|p| p.is_published())
+                    .map(|p| ProductNode(Arc::new(p))))
             }
             _ => Err(bad_input("provide exactly one of id or handle")),
         }
     }
 
     /// Fetch a product by its handle (deprecated in Shopify, kept for older clients).
-    async fn product_by_handle(&self, ctx: &Context<'_>, handle: String) -> Result<Option<ProductNode>> {
+    async fn product_by_handle(
+        &self,
+        ctx: &Context<'_>,
+        handle: String,
+    ) -> Result<Option<ProductNode>> {
         self.product(ctx, None, Some(handle)).await
     }
 
@@ -133,11 +171,28 @@ impl QueryRoot {
     ) -> Result<ProductConnection> {
         let sort_key = sort_key.unwrap_or(ProductSortKeys::Id);
         let reverse = reverse.unwrap_or(false);
-        product_connection(ctx, None, PageArgs { first, after, last, before }, sort_key.into(), reverse, query).await
+        product_connection(
+            ctx,
+            None,
+            PageArgs {
+                first,
+                after,
+                last,
+                before,
+            },
+            sort_key.into(),
+            reverse,
+            query,
+        )
+        .await
     }
 
     /// Products related to the given one (same collections, type or tags).
-    async fn product_recommendations(&self, ctx: &Context<'_>, product_id: ID) -> Result<Option<Vec<ProductNode>>> {
+    async fn product_recommendations(
+        &self,
+        ctx: &Context<'_>,
+        product_id: ID,
+    ) -> Result<Option<Vec<ProductNode>>> {
         let id = id_of("Product", &product_id)?;
         if product_by_id(ctx, id).await?.is_none() {
             return Ok(None);
@@ -151,23 +206,40 @@ impl QueryRoot {
             })
             .await
             .map_err(|e| from_db(&e))?;
-        Ok(Some(rows.into_iter().map(|p| ProductNode(Arc::new(p))).collect()))
+        Ok(Some(
+            rows.into_iter().map(|p| ProductNode(Arc::new(p))).collect(),
+        ))
     }
 
     /// Fetch a collection by its ID or handle.
-    async fn collection(&self, ctx: &Context<'_>, id: Option<ID>, handle: Option<String>) -> Result<Option<CollectionNode>> {
+    async fn collection(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        handle: Option<String>,
+    ) -> Result<Option<CollectionNode>> {
         let loader = loader_from(ctx);
         let found = match (id, handle) {
-            (Some(id), None) => loader.load_one(CollectionId(id_of("Collection", &id)?)).await,
+            (Some(id), None) => {
+                loader
+                    .load_one(CollectionId(id_of("Collection", &id)?))
+                    .await
+            }
             (None, Some(handle)) => loader.load_one(CollectionHandle(handle)).await,
             _ => return Err(bad_input("provide exactly one of id or handle")),
         }
         .map_err(|e| from_db(&e))?;
-        Ok(found.filter(|c| c.published).map(|c| CollectionNode(Arc::new(c))))
+        Ok(found
+            .filter(|c| c.published)
+            .map(|c| CollectionNode(Arc::new(c))))
     }
 
     /// Fetch a collection by its handle (deprecated in Shopify, kept for older clients).
-    async fn collection_by_handle(&self, ctx: &Context<'_>, handle: String) -> Result<Option<CollectionNode>> {
+    async fn collection_by_handle(
+        &self,
+        ctx: &Context<'_>,
+        handle: String,
+    ) -> Result<Option<CollectionNode>> {
         self.collection(ctx, None, Some(handle)).await
     }
 
@@ -181,14 +253,28 @@ impl QueryRoot {
         last: Option<i32>,
         before: Option<String>,
         #[graphql(default_with = "Some(false)")] reverse: Option<bool>,
-        #[graphql(default_with = "Some(CollectionSortKeys::Id)")] sort_key: Option<CollectionSortKeys>,
+        #[graphql(default_with = "Some(CollectionSortKeys::Id)")] sort_key: Option<
+            CollectionSortKeys,
+        >,
         query: Option<String>,
     ) -> Result<CollectionConnection> {
         let sort_key = sort_key.unwrap_or(CollectionSortKeys::Id);
         let reverse = reverse.unwrap_or(false);
-        let (rows, next, prev) = list_collections(ctx, PageArgs { first, after, last, before }, sort_key.into(), reverse, query, None)
-            .await
-            .map_err(from_catalog)?;
+        let (rows, next, prev) = list_collections(
+            ctx,
+            PageArgs {
+                first,
+                after,
+                last,
+                before,
+            },
+            sort_key.into(),
+            reverse,
+            query,
+            None,
+        )
+        .await
+        .map_err(from_catalog)?;
         Ok(CollectionConnection::new(rows, next, prev))
     }
 
@@ -202,7 +288,12 @@ impl QueryRoot {
     }
 
     /// Fetch a page by its ID or handle.
-    async fn page(&self, ctx: &Context<'_>, id: Option<ID>, handle: Option<String>) -> Result<Option<PageNode>> {
+    async fn page(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        handle: Option<String>,
+    ) -> Result<Option<PageNode>> {
         let loader = loader_from(ctx);
         let found = match (id, handle) {
             (Some(id), None) => loader.load_one(PageId(id_of("Page", &id)?)).await,
@@ -241,14 +332,20 @@ impl QueryRoot {
             PageSortKeys::UpdatedAt => SimpleSort::UpdatedAt,
             PageSortKeys::Id | PageSortKeys::Relevance => SimpleSort::Id,
         };
-        let page = PageArgs { first, after, last, before }
-            .validate(sort.name(), app.config.limits.max_page_size)
-            .map_err(super::errors::from_page)?;
+        let page = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        }
+        .validate(sort.name(), app.config.limits.max_page_size)
+        .map_err(super::errors::from_page)?;
         let filter = match query.as_deref() {
             Some(q) => search_syntax::parse(q).map_err(|e| from_catalog(e.into()))?,
             None => None,
         };
-        let sql = store::simple_listing_sql("pages", filter.as_ref(), sort, reverse, &page, None).map_err(from_catalog)?;
+        let sql = store::simple_listing_sql("pages", filter.as_ref(), sort, reverse, &page, None)
+            .map_err(from_catalog)?;
         let rows: Vec<crate::content::Page> = app
             .db
             .read(scope.route(), &scope.statements, &move |conn| {
@@ -261,7 +358,12 @@ impl QueryRoot {
         Ok(PageConnection::new(
             page.rows
                 .into_iter()
-                .map(|p| (store::simple_cursor(sort, p.id, &p.title, p.updated_at), PageNode(Arc::new(p))))
+                .map(|p| {
+                    (
+                        store::simple_cursor(sort, p.id, &p.title, p.updated_at),
+                        PageNode(Arc::new(p)),
+                    )
+                })
                 .collect(),
             page.has_next_page,
             page.has_previous_page,
@@ -286,13 +388,24 @@ impl QueryRoot {
     /// Fetch a cart by its ID (always read from the primary: it sees the buyer's writes).
     async fn cart(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CartNode>> {
         let Some(token) = super::mutation::cart_token(&id) else {
-            return Err(bad_input(format!("{:?} is not a valid Cart ID", id.as_str())));
+            return Err(bad_input(format!(
+                "{:?} is not a valid Cart ID",
+                id.as_str()
+            )));
         };
         let app = app_from(ctx);
         let scope = scope_from(ctx);
-        let mut conn = app.db.primary(&scope.statements).await.map_err(|e| from_db(&e))?;
-        let pricing = crate::cart::CartPricing { shop_currency: &app.config.shop_currency };
-        let cart = crate::cart::load(&mut conn, &token, &pricing).await.map_err(|e| from_db(&e))?;
+        let mut conn = app
+            .db
+            .primary(&scope.statements)
+            .await
+            .map_err(|e| from_db(&e))?;
+        let pricing = crate::cart::CartPricing {
+            shop_currency: &app.config.shop_currency,
+        };
+        let cart = crate::cart::load(&mut conn, &token, &pricing)
+            .await
+            .map_err(|e| from_db(&e))?;
         Ok(cart.map(|c| CartNode(Arc::new(c))))
     }
 }

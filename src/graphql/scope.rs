@@ -33,7 +33,10 @@ impl RequestScope {
     }
 
     pub fn currency<'a>(&'a self, app: &'a App) -> &'a str {
-        self.currency.get().map(String::as_str).unwrap_or(&app.config.shop_currency)
+        self.currency
+            .get()
+            .map(String::as_str)
+            .unwrap_or(&app.config.shop_currency)
     }
 
     pub fn country(&self) -> Option<&str> {
@@ -78,7 +81,10 @@ pub struct Gated<F> {
 
 impl<F> Gated<F> {
     pub fn new(inner: F, gate: Arc<PollGate>) -> Self {
-        Self { inner: Box::pin(inner), gate }
+        Self {
+            inner: Box::pin(inner),
+            gate,
+        }
     }
 }
 
@@ -104,7 +110,10 @@ impl<F: Future> Future for Gated<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         self.gate.polling.store(true, Ordering::Release);
-        let flag = Arc::new(WakeFlag { inner: cx.waker().clone(), woken: AtomicBool::new(false) });
+        let flag = Arc::new(WakeFlag {
+            inner: cx.waker().clone(),
+            woken: AtomicBool::new(false),
+        });
         let waker = std::task::Waker::from(flag.clone());
         let result = self.inner.as_mut().poll(&mut Context::from_waker(&waker));
         // A future that woke itself during the poll (join_all yielding to the scheduler
@@ -119,7 +128,13 @@ impl<F: Future> Future for Gated<F> {
 
 /// Builds the data a request's resolvers read: the scope, the loaders and the gate that
 /// the request's execution must be wrapped in (see [`Gated`]).
-pub fn request_data(app: &Arc<App>) -> (Arc<RequestScope>, DataLoader<CatalogLoader, HashMapCache>, Arc<PollGate>) {
+pub fn request_data(
+    app: &Arc<App>,
+) -> (
+    Arc<RequestScope>,
+    DataLoader<CatalogLoader, HashMapCache>,
+    Arc<PollGate>,
+) {
     let scope = Arc::new(RequestScope {
         route: OnceLock::new(),
         country: OnceLock::new(),

@@ -32,7 +32,11 @@ pub struct HttpState {
 pub fn router(app: Arc<App>) -> anyhow::Result<(Router, Arc<AtomicBool>)> {
     let schema = build_schema(app.clone())?;
     let draining = Arc::new(AtomicBool::new(false));
-    let state = HttpState { app: app.clone(), schema, draining: draining.clone() };
+    let state = HttpState {
+        app: app.clone(),
+        schema,
+        draining: draining.clone(),
+    };
     let graphql_routes = get(graphql_get).post(graphql_post);
     let router = Router::new()
         .route("/graphql", graphql_routes.clone())
@@ -43,7 +47,10 @@ pub fn router(app: Arc<App>) -> anyhow::Result<(Router, Arc<AtomicBool>)> {
         .layer(RequestBodyLimitLayer::new(app.config.max_body_bytes))
         .layer(axum::middleware::map_response(graphql_shaped_rejections))
         .layer(CompressionLayer::new())
-        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, app.config.request_timeout));
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            app.config.request_timeout,
+        ));
     Ok((router, draining))
 }
 
@@ -56,7 +63,8 @@ fn wants_html(headers: &HeaderMap) -> bool {
 
 /// A GraphQL-shaped error for requests that never reached the executor.
 fn request_error(status: StatusCode, code: &str, message: String) -> Response {
-    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    let body =
+        serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
     (status, Json(body)).into_response()
 }
 
@@ -83,9 +91,18 @@ async fn graphql_shaped_rejections(response: Response) -> Response {
     }
 }
 
-async fn graphql_get(State(state): State<HttpState>, headers: HeaderMap, request: Request) -> Response {
+async fn graphql_get(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    request: Request,
+) -> Response {
     if wants_html(&headers) && request.uri().query().is_none_or(|q| !q.contains("query=")) {
-        return Html(GraphiQLSource::build().endpoint(request.uri().path()).finish()).into_response();
+        return Html(
+            GraphiQLSource::build()
+                .endpoint(request.uri().path())
+                .finish(),
+        )
+        .into_response();
     }
     execute(state, request).await
 }
@@ -96,30 +113,53 @@ async fn graphql_post(State(state): State<HttpState>, request: Request) -> Respo
 
 async fn execute(state: HttpState, request: Request) -> Response {
     let is_get = request.method() == axum::http::Method::GET;
-    let parsed = match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(request, &()).await {
-        Ok(r) => r.into_inner(),
-        Err(rejection) => {
-            let text = rejection.0.to_string();
-            // Body limit breaches surface as a failed body read.
-            if text.contains("length limit") {
-                return request_error(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "The request body is too large (MAX_BODY_BYTES).".into());
+    let parsed =
+        match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(
+            request,
+            &(),
+        )
+        .await
+        {
+            Ok(r) => r.into_inner(),
+            Err(rejection) => {
+                let text = rejection.0.to_string();
+                // Body limit breaches surface as a failed body read.
+                if text.contains("length limit") {
+                    return request_error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "PAYLOAD_TOO_LARGE",
+                        "The request body is too large (MAX_BODY_BYTES).".into(),
+                    );
+                }
+                return request_error(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_REQUEST",
+                    format!("The request is not a valid GraphQL request: {text}"),
+                );
             }
-            return request_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", format!("The request is not a valid GraphQL request: {text}"));
-        }
-    };
+        };
     if is_get && parsed.query.trim_start().starts_with("mutation") {
-        return request_error(StatusCode::METHOD_NOT_ALLOWED, "BAD_REQUEST", "Mutations must be sent with POST.".into());
+        return request_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BAD_REQUEST",
+            "Mutations must be sent with POST.".into(),
+        );
     }
     let (scope, loader, gate) = scope::request_data(&state.app);
     let request = parsed.data(scope).data(loader);
-    let response = scope::Gated::new(async_graphql::Schema::execute(&state.schema, request), gate).await;
+    let response =
+        scope::Gated::new(async_graphql::Schema::execute(&state.schema, request), gate).await;
     GraphQLResponse::from(response).into_response()
 }
 
 async fn readyz(State(state): State<HttpState>) -> Response {
     let replicas = state.app.db.replicas().status();
     if state.draining.load(Ordering::Acquire) {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "draining", "replicas": replicas }))).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "draining", "replicas": replicas })),
+        )
+            .into_response();
     }
     match state.app.db.ping_primary().await {
         Ok(()) => Json(serde_json::json!({ "status": "ready", "replicas": replicas })).into_response(),
@@ -169,7 +209,8 @@ pub async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -14,16 +14,19 @@ use serde_json::{Value, json};
 
 /// The primary's server URL, without a database (`scripts/test` sets it).
 pub fn server_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// The replica's server URL (`scripts/replica.sh` runs it on 5433).
 pub fn replica_url() -> String {
-    std::env::var("TEST_REPLICA_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5433".into())
+    std::env::var("TEST_REPLICA_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5433".into())
 }
 
 pub fn replica_script() -> String {
-    std::env::var("REPLICA_SCRIPT").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/replica.sh").into())
+    std::env::var("REPLICA_SCRIPT")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/replica.sh").into())
 }
 
 /// A database of its own for one test, migrated and optionally seeded.
@@ -38,18 +41,26 @@ impl TestDb {
         let name = format!("cg_test_{}_{:08x}", now.as_secs(), rand_u32());
         let url = format!("{}/{name}", server_url());
         drop_stale_databases().await;
-        commerce_gateway::db::ensure_database(&url).await.expect("create test database");
-        commerce_gateway::db::migrate::run(&url).await.expect("migrate test database");
+        commerce_gateway::db::ensure_database(&url)
+            .await
+            .expect("create test database");
+        commerce_gateway::db::migrate::run(&url)
+            .await
+            .expect("migrate test database");
         let db = Self { name, url };
         if products > 0 {
             let mut conn = db.conn().await;
-            commerce_gateway::catalog::seed::seed(&mut conn, products, "USD", "http://shop.test").await.expect("seed");
+            commerce_gateway::catalog::seed::seed(&mut conn, products, "USD", "http://shop.test")
+                .await
+                .expect("seed");
         }
         db
     }
 
     pub async fn conn(&self) -> AsyncPgConnection {
-        AsyncPgConnection::establish(&self.url).await.expect("connect to test database")
+        AsyncPgConnection::establish(&self.url)
+            .await
+            .expect("connect to test database")
     }
 
     /// The same database read through the replica.
@@ -65,7 +76,11 @@ impl TestDb {
             n: i64,
         }
         let mut conn = self.conn().await;
-        diesel::sql_query(sql).get_result::<N>(&mut conn).await.expect(sql).n
+        diesel::sql_query(sql)
+            .get_result::<N>(&mut conn)
+            .await
+            .expect(sql)
+            .n
     }
 
     pub async fn execute(&self, sql: &str) {
@@ -77,7 +92,12 @@ impl TestDb {
 fn rand_u32() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos());
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
     h.finish() as u32
 }
 
@@ -88,18 +108,36 @@ async fn drop_stale_databases() {
         #[diesel(sql_type = diesel::sql_types::Text)]
         datname: String,
     }
-    let Ok(mut conn) = AsyncPgConnection::establish(&format!("{}/postgres", server_url())).await else { return };
-    let Ok(names) = diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'cg\\_test\\_%'")
-        .load::<Name>(&mut conn)
-        .await
+    let Ok(mut conn) = AsyncPgConnection::establish(&format!("{}/postgres", server_url())).await
     else {
         return;
     };
-    let cutoff = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs().saturating_sub(7200);
+    let Ok(names) =
+        diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'cg\\_test\\_%'")
+            .load::<Name>(&mut conn)
+            .await
+    else {
+        return;
+    };
+    let cutoff = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .saturating_sub(7200);
     for n in names {
-        let secs: u64 = n.datname.split('_').nth(2).and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+        let secs: u64 = n
+            .datname
+            .split('_')
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(u64::MAX);
         if secs < cutoff {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", n.datname)).execute(&mut conn).await;
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                n.datname
+            ))
+            .execute(&mut conn)
+            .await;
         }
     }
 }
@@ -130,15 +168,30 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: Config) -> Self {
-        let listener = tokio::net::TcpListener::bind(config.listen_addr).await.expect("bind");
+        let listener = tokio::net::TcpListener::bind(config.listen_addr)
+            .await
+            .expect("bind");
         let addr = listener.local_addr().unwrap();
         let app = App::new(config).expect("app");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(commerce_gateway::http::serve(app.clone(), listener, async move {
-            let _ = rx.await;
-        }));
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Self { addr, app, client, stop: Some(tx), task: Some(task) }
+        let task = tokio::spawn(commerce_gateway::http::serve(
+            app.clone(),
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Self {
+            addr,
+            app,
+            client,
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -147,7 +200,12 @@ impl TestServer {
 
     /// POSTs a GraphQL request and returns the JSON body (asserting HTTP 200).
     pub async fn gql(&self, query: &str, variables: Value) -> Value {
-        let (status, body) = self.post_json("/graphql", &json!({ "query": query, "variables": variables })).await;
+        let (status, body) = self
+            .post_json(
+                "/graphql",
+                &json!({ "query": query, "variables": variables }),
+            )
+            .await;
         assert_eq!(status, 200, "unexpected HTTP status, body: {body}");
         body
     }
@@ -160,10 +218,19 @@ impl TestServer {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let response = self.client.post(self.url(path)).json(body).send().await.expect("request");
+        let response = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
         let status = response.status().as_u16();
         let text = response.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
@@ -187,13 +254,19 @@ impl Drop for TestServer {
 
 /// A Next.js Commerce operation, verbatim (see tests/fixtures/nextjs-commerce/README.md).
 pub fn nextjs(operation: &str) -> String {
-    let path = format!("{}/tests/fixtures/nextjs-commerce/{operation}.graphql", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/nextjs-commerce/{operation}.graphql",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// The error code of the first error in a response.
 pub fn error_code(body: &Value) -> String {
-    body["errors"][0]["extensions"]["code"].as_str().unwrap_or_default().to_string()
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Polls `f` until it returns true or `timeout` passes.

@@ -8,7 +8,9 @@ use chrono::{DateTime, Utc};
 use super::common::{CountryCode, MoneyV2, Url};
 use super::connection::connection;
 use super::product::VariantNode;
-use crate::cart::{CartErrorCode as DomainErrorCode, CartOutcome, CartWarningCode as DomainWarningCode, PricedCart};
+use crate::cart::{
+    CartErrorCode as DomainErrorCode, CartOutcome, CartWarningCode as DomainWarningCode, PricedCart,
+};
 use crate::graphql::app_from;
 use crate::graphql::errors::bad_input;
 use crate::ids;
@@ -23,7 +25,12 @@ pub struct CartLineNode {
     index: usize,
 }
 
-connection!(BaseCartLineConnection, BaseCartLineEdge, CartLineNode, "CartLines");
+connection!(
+    BaseCartLineConnection,
+    BaseCartLineEdge,
+    CartLineNode,
+    "CartLines"
+);
 
 /// What a cart line holds.
 #[derive(Union, Clone)]
@@ -61,7 +68,11 @@ impl CartNode {
 
     /// The URL of the checkout for the cart.
     async fn checkout_url(&self, ctx: &Context<'_>) -> Url {
-        Url(format!("{}/checkouts/c/{}", app_from(ctx).config.shop_url, self.0.cart.token))
+        Url(format!(
+            "{}/checkouts/c/{}",
+            app_from(ctx).config.shop_url,
+            self.0.cart.token
+        ))
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
@@ -105,9 +116,14 @@ impl CartNode {
     ) -> Result<BaseCartLineConnection> {
         let reverse = reverse.unwrap_or(false);
         let max = app_from(ctx).config.limits.max_page_size;
-        let page = PageArgs { first, after, last, before }
-            .validate("LINE", max)
-            .map_err(crate::graphql::errors::from_page)?;
+        let page = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        }
+        .validate("LINE", max)
+        .map_err(crate::graphql::errors::from_page)?;
         let mut order: Vec<usize> = (0..self.0.lines.len()).collect();
         if reverse ^ page.backward {
             order.reverse();
@@ -123,13 +139,23 @@ impl CartNode {
         if page.backward {
             order.reverse();
         }
-        let (next, prev) = if page.backward { (page.cursor.is_some(), more) } else { (more, page.cursor.is_some()) };
+        let (next, prev) = if page.backward {
+            (page.cursor.is_some(), more)
+        } else {
+            (more, page.cursor.is_some())
+        };
         Ok(BaseCartLineConnection::new(
             order
                 .into_iter()
                 .map(|index| {
                     let id = self.0.lines[index].id;
-                    (Cursor::new("LINE", serde_json::Value::Null, id), CartLineNode { cart: self.0.clone(), index })
+                    (
+                        Cursor::new("LINE", serde_json::Value::Null, id),
+                        CartLineNode {
+                            cart: self.0.clone(),
+                            index,
+                        },
+                    )
                 })
                 .collect(),
             next,
@@ -156,7 +182,9 @@ impl CartLineNode {
         let total = MoneyV2::new(self.cart.line_total(line), currency);
         CartLineCost {
             amount_per_quantity: MoneyV2::new(unit, currency),
-            compare_at_amount_per_quantity: variant.and_then(|v| v.compare_at_minor).map(|m| MoneyV2::new(m, currency)),
+            compare_at_amount_per_quantity: variant
+                .and_then(|v| v.compare_at_minor)
+                .map(|m| MoneyV2::new(m, currency)),
             subtotal_amount: total.clone(),
             total_amount: total,
         }
@@ -168,7 +196,9 @@ impl CartLineNode {
             .variants
             .get(&line.variant_id)
             .map(|v| Merchandise::ProductVariant(VariantNode(Arc::new(v.clone()))))
-            .ok_or_else(|| crate::graphql::errors::not_found("The line's merchandise no longer exists."))
+            .ok_or_else(|| {
+                crate::graphql::errors::not_found("The line's merchandise no longer exists.")
+            })
     }
 
     async fn attributes(&self) -> Vec<Attribute> {
@@ -253,7 +283,11 @@ macro_rules! payload {
         impl From<CartOutcome> for $name {
             fn from(o: CartOutcome) -> Self {
                 let (cart, user_errors, warnings) = shape(o);
-                Self { cart, user_errors, warnings }
+                Self {
+                    cart,
+                    user_errors,
+                    warnings,
+                }
             }
         }
     };
@@ -286,7 +320,9 @@ fn shape(o: CartOutcome) -> (Option<CartNode>, Vec<CartUserError>, Vec<CartWarni
         .into_iter()
         .map(|w| CartWarning {
             code: match w.code {
-                DomainWarningCode::MerchandiseNotEnoughStock => CartWarningCode::MerchandiseNotEnoughStock,
+                DomainWarningCode::MerchandiseNotEnoughStock => {
+                    CartWarningCode::MerchandiseNotEnoughStock
+                }
                 DomainWarningCode::MerchandiseOutOfStock => CartWarningCode::MerchandiseOutOfStock,
             },
             message: w.message,

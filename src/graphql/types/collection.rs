@@ -17,7 +17,12 @@ use crate::pagination::{Cursor, PageArgs, PageOf};
 #[derive(Clone)]
 pub struct CollectionNode(pub Arc<Collection>);
 
-connection!(CollectionConnection, CollectionEdge, CollectionNode, "Collections");
+connection!(
+    CollectionConnection,
+    CollectionEdge,
+    CollectionNode,
+    "Collections"
+);
 
 /// Sort keys of `Collection.products` (Shopify's `ProductCollectionSortKeys`).
 #[derive(Enum, Copy, Clone, PartialEq, Eq)]
@@ -36,7 +41,9 @@ impl From<ProductCollectionSortKeys> for ProductSort {
     fn from(k: ProductCollectionSortKeys) -> Self {
         match k {
             ProductCollectionSortKeys::BestSelling => ProductSort::BestSelling,
-            ProductCollectionSortKeys::CollectionDefault | ProductCollectionSortKeys::Manual => ProductSort::Manual,
+            ProductCollectionSortKeys::CollectionDefault | ProductCollectionSortKeys::Manual => {
+                ProductSort::Manual
+            }
             ProductCollectionSortKeys::Created => ProductSort::CreatedAt,
             ProductCollectionSortKeys::Id => ProductSort::Id,
             ProductCollectionSortKeys::Price => ProductSort::Price,
@@ -82,7 +89,14 @@ pub(crate) async fn list_collections(
         Some(q) => search_syntax::parse(q)?,
         None => None,
     };
-    let sql = store::simple_listing_sql("collections", filter.as_ref(), sort, reverse, &page, containing_product)?;
+    let sql = store::simple_listing_sql(
+        "collections",
+        filter.as_ref(),
+        sort,
+        reverse,
+        &page,
+        containing_product,
+    )?;
     let rows: Vec<Collection> = app
         .db
         .read(scope.route(), &scope.statements, &move |conn| {
@@ -94,7 +108,12 @@ pub(crate) async fn list_collections(
     Ok((
         page.rows
             .into_iter()
-            .map(|c| (store::simple_cursor(sort, c.id, &c.title, c.updated_at), CollectionNode(Arc::new(c))))
+            .map(|c| {
+                (
+                    store::simple_cursor(sort, c.id, &c.title, c.updated_at),
+                    CollectionNode(Arc::new(c)),
+                )
+            })
             .collect(),
         page.has_next_page,
         page.has_previous_page,
@@ -118,7 +137,12 @@ impl CollectionNode {
     async fn description(&self, truncate_at: Option<i32>) -> String {
         match truncate_at {
             Some(n) if n >= 0 && self.0.description.chars().count() > n as usize => {
-                self.0.description.chars().take(n as usize).collect::<String>() + "…"
+                self.0
+                    .description
+                    .chars()
+                    .take(n as usize)
+                    .collect::<String>()
+                    + "…"
             }
             _ => self.0.description.clone(),
         }
@@ -133,7 +157,11 @@ impl CollectionNode {
     }
 
     async fn online_store_url(&self, ctx: &Context<'_>) -> Url {
-        Url(format!("{}/collections/{}", app_from(ctx).config.shop_url, self.0.handle))
+        Url(format!(
+            "{}/collections/{}",
+            app_from(ctx).config.shop_url,
+            self.0.handle
+        ))
     }
 
     async fn image(&self) -> Option<Image> {
@@ -148,8 +176,16 @@ impl CollectionNode {
 
     async fn seo(&self) -> Seo {
         Seo {
-            title: self.0.seo_title.clone().or_else(|| Some(self.0.title.clone())),
-            description: self.0.seo_description.clone().or_else(|| Some(self.0.description.clone())),
+            title: self
+                .0
+                .seo_title
+                .clone()
+                .or_else(|| Some(self.0.title.clone())),
+            description: self
+                .0
+                .seo_description
+                .clone()
+                .or_else(|| Some(self.0.description.clone())),
         }
     }
 
@@ -163,11 +199,25 @@ impl CollectionNode {
         last: Option<i32>,
         before: Option<String>,
         #[graphql(default_with = "Some(false)")] reverse: Option<bool>,
-        #[graphql(default_with = "Some(ProductCollectionSortKeys::CollectionDefault)")] sort_key: Option<ProductCollectionSortKeys>,
+        #[graphql(default_with = "Some(ProductCollectionSortKeys::CollectionDefault)")]
+        sort_key: Option<ProductCollectionSortKeys>,
         query: Option<String>,
     ) -> Result<ProductConnection> {
         let sort_key = sort_key.unwrap_or(ProductCollectionSortKeys::CollectionDefault);
         let reverse = reverse.unwrap_or(false);
-        product_connection(ctx, Some(self.0.id), PageArgs { first, after, last, before }, sort_key.into(), reverse, query).await
+        product_connection(
+            ctx,
+            Some(self.0.id),
+            PageArgs {
+                first,
+                after,
+                last,
+                before,
+            },
+            sort_key.into(),
+            reverse,
+            query,
+        )
+        .await
     }
 }

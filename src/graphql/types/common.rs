@@ -9,7 +9,11 @@ use crate::money;
 /// Shopify's `Decimal`: a decimal number serialized as a string (`"19.99"`).
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct Decimal(pub String);
-scalar!(Decimal, "Decimal", "A signed decimal number, serialized as a string (e.g. \"19.99\").");
+scalar!(
+    Decimal,
+    "Decimal",
+    "A signed decimal number, serialized as a string (e.g. \"19.99\")."
+);
 
 /// Shopify's `HTML`: an HTML string.
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -78,8 +82,9 @@ code_enum!(
 pub fn currency_for_country(country: &str) -> Option<&'static str> {
     Some(match country {
         "US" | "EC" | "SV" | "PR" => "USD",
-        "AT" | "BE" | "HR" | "CY" | "EE" | "FI" | "FR" | "DE" | "GR" | "IE" | "IT" | "LV" | "LT"
-        | "LU" | "MT" | "NL" | "PT" | "SK" | "SI" | "ES" | "MC" | "SM" | "VA" | "AD" | "ME" | "XK" => "EUR",
+        "AT" | "BE" | "HR" | "CY" | "EE" | "FI" | "FR" | "DE" | "GR" | "IE" | "IT" | "LV"
+        | "LT" | "LU" | "MT" | "NL" | "PT" | "SK" | "SI" | "ES" | "MC" | "SM" | "VA" | "AD"
+        | "ME" | "XK" => "EUR",
         "GB" | "IM" | "JE" | "GG" => "GBP",
         "CA" => "CAD",
         "JP" => "JPY",
@@ -193,7 +198,11 @@ impl From<&crate::catalog::models::Image> for Image {
 /// `{crop}` and `{format}`; a value the client did not ask for renders as `auto`. With the
 /// default template `{url}`, the parameters are appended as a query string the way
 /// Shopify's CDN reads them (`?width=300&height=200&crop=center&format=webp`).
-pub fn transformed_url(template: &str, url: &str, t: &ImageTransformInput) -> Result<String, String> {
+pub fn transformed_url(
+    template: &str,
+    url: &str,
+    t: &ImageTransformInput,
+) -> Result<String, String> {
     let scale = t.scale.unwrap_or(1);
     if !(1..=3).contains(&scale) {
         return Err("scale must be 1, 2 or 3".into());
@@ -208,9 +217,12 @@ pub fn transformed_url(template: &str, url: &str, t: &ImageTransformInput) -> Re
     let width = dim(t.max_width, "maxWidth")?;
     let height = dim(t.max_height, "maxHeight")?;
     let crop = t.crop.map(|c| format!("{c:?}").to_lowercase());
-    let format = t.preferred_content_type.map(|f| format!("{f:?}").to_lowercase());
+    let format = t
+        .preferred_content_type
+        .map(|f| format!("{f:?}").to_lowercase());
     if template == "{url}" {
-        let mut parsed = url::Url::parse(url).map_err(|_| "the image URL is not valid".to_string())?;
+        let mut parsed =
+            url::Url::parse(url).map_err(|_| "the image URL is not valid".to_string())?;
         {
             let mut q = parsed.query_pairs_mut();
             if let Some(w) = width {
@@ -246,14 +258,18 @@ impl Image {
     }
 
     /// The location of the image as a URL, transformed by the image CDN when asked.
-    async fn url(&self, ctx: &Context<'_>, transform: Option<ImageTransformInput>) -> async_graphql::Result<Url> {
+    async fn url(
+        &self,
+        ctx: &Context<'_>,
+        transform: Option<ImageTransformInput>,
+    ) -> async_graphql::Result<Url> {
         match transform {
             None => Ok(Url(self.url.clone())),
             Some(t) => {
                 let template = &app_from(ctx).config.image_url_template;
                 transformed_url(template, &self.url, &t)
                     .map(Url)
-                    .map_err(|m| super::super::errors::bad_input(m))
+                    .map_err(super::super::errors::bad_input)
             }
         }
     }
@@ -291,10 +307,18 @@ mod tests {
             "https://img.test/a.jpg?width=600&format=webp"
         );
         assert_eq!(
-            transformed_url("https://cdn.test/w={width},h={height},f={format}/{url}", "https://img.test/a.jpg", &t).unwrap(),
+            transformed_url(
+                "https://cdn.test/w={width},h={height},f={format}/{url}",
+                "https://img.test/a.jpg",
+                &t
+            )
+            .unwrap(),
             "https://cdn.test/w=600,h=auto,f=webp/https://img.test/a.jpg"
         );
-        let bad = ImageTransformInput { scale: Some(9), ..Default::default() };
+        let bad = ImageTransformInput {
+            scale: Some(9),
+            ..Default::default()
+        };
         assert!(transformed_url("{url}", "https://img.test/a.jpg", &bad).is_err());
     }
 }

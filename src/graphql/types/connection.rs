@@ -26,7 +26,10 @@ macro_rules! connection {
             ) -> Self {
                 let edges: Vec<$edge> = rows
                     .into_iter()
-                    .map(|(cursor, node)| $edge { cursor: cursor.encode(), node })
+                    .map(|(cursor, node)| $edge {
+                        cursor: cursor.encode(),
+                        node,
+                    })
                     .collect();
                 let page_info = $crate::graphql::types::common::PageInfo {
                     has_next_page,

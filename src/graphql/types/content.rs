@@ -144,8 +144,16 @@ impl PageNode {
 
     async fn seo(&self) -> Seo {
         Seo {
-            title: self.0.seo_title.clone().or_else(|| Some(self.0.title.clone())),
-            description: self.0.seo_description.clone().or_else(|| Some(self.0.body_summary.clone())),
+            title: self
+                .0
+                .seo_title
+                .clone()
+                .or_else(|| Some(self.0.title.clone())),
+            description: self
+                .0
+                .seo_description
+                .clone()
+                .or_else(|| Some(self.0.body_summary.clone())),
         }
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::collection::{CollectionConnection, CollectionNode};
-use super::common::{Html, Image, MoneyV2, Seo, SelectedOption, SelectedOptionInput, Url};
+use super::common::{Html, Image, MoneyV2, SelectedOption, SelectedOptionInput, Seo, Url};
 use super::connection::connection;
 use crate::catalog::models::{Product, ProductOption, Variant};
 use crate::catalog::{NestedPage, SimpleSort};
@@ -24,7 +24,12 @@ pub struct ProductNode(pub Arc<Product>);
 pub struct VariantNode(pub Arc<Variant>);
 
 connection!(ProductConnection, ProductEdge, ProductNode, "Products");
-connection!(ProductVariantConnection, ProductVariantEdge, VariantNode, "ProductVariants");
+connection!(
+    ProductVariantConnection,
+    ProductVariantEdge,
+    VariantNode,
+    "ProductVariants"
+);
 connection!(ImageConnection, ImageEdge, Image, "Images");
 
 /// The price range of a product's variants.
@@ -59,7 +64,10 @@ impl ProductOptionNode {
             .iter()
             .enumerate()
             .map(|(i, v)| ProductOptionValue {
-                id: ID(ids::encode("ProductOptionValue", format!("{}-{i}", self.0.id))),
+                id: ID(ids::encode(
+                    "ProductOptionValue",
+                    format!("{}-{i}", self.0.id),
+                )),
                 name: v.clone(),
             })
             .collect()
@@ -85,19 +93,36 @@ pub(crate) fn nested_page(
 }
 
 impl ProductNode {
-    async fn summary(&self, ctx: &Context<'_>) -> Result<Option<crate::catalog::models::ProductSummary>> {
+    async fn summary(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Option<crate::catalog::models::ProductSummary>> {
         let currency = scope_from(ctx).currency(app_from(ctx)).to_string();
         loader_from(ctx)
-            .load_one(SummaryOf { product_id: self.0.id, currency })
+            .load_one(SummaryOf {
+                product_id: self.0.id,
+                currency,
+            })
             .await
             .map_err(|e| from_db(&e))
     }
 
     async fn first_variants(&self, ctx: &Context<'_>, n: i32) -> Result<Vec<Variant>> {
-        let (_, nested) = nested_page(ctx, PageArgs { first: Some(n), ..Default::default() }, false)?;
+        let (_, nested) = nested_page(
+            ctx,
+            PageArgs {
+                first: Some(n),
+                ..Default::default()
+            },
+            false,
+        )?;
         let currency = scope_from(ctx).currency(app_from(ctx)).to_string();
         Ok(loader_from(ctx)
-            .load_one(VariantsOf { product_id: self.0.id, page: nested, currency })
+            .load_one(VariantsOf {
+                product_id: self.0.id,
+                page: nested,
+                currency,
+            })
             .await
             .map_err(|e| from_db(&e))?
             .unwrap_or_default())
@@ -163,17 +188,27 @@ impl ProductNode {
 
     /// The product's URL on the online store.
     async fn online_store_url(&self, ctx: &Context<'_>) -> Url {
-        Url(format!("{}/products/{}", app_from(ctx).config.shop_url, self.0.handle))
+        Url(format!(
+            "{}/products/{}",
+            app_from(ctx).config.shop_url,
+            self.0.handle
+        ))
     }
 
     /// Whether any of the product's variants can be bought.
     async fn available_for_sale(&self, ctx: &Context<'_>) -> Result<bool> {
-        Ok(self.summary(ctx).await?.is_some_and(|s| s.available_for_sale))
+        Ok(self
+            .summary(ctx)
+            .await?
+            .is_some_and(|s| s.available_for_sale))
     }
 
     /// The total quantity of inventory in stock across variants.
     async fn total_inventory(&self, ctx: &Context<'_>) -> Result<Option<i32>> {
-        Ok(self.summary(ctx).await?.map(|s| s.total_inventory.min(i32::MAX as i64) as i32))
+        Ok(self
+            .summary(ctx)
+            .await?
+            .map(|s| s.total_inventory.min(i32::MAX as i64) as i32))
     }
 
     async fn is_gift_card(&self) -> bool {
@@ -205,20 +240,34 @@ impl ProductNode {
         let s = self.summary(ctx).await?;
         let cur = s.as_ref().map(|s| s.currency.clone()).unwrap_or(currency);
         Ok(ProductPriceRange {
-            min_variant_price: MoneyV2::new(s.as_ref().and_then(|s| s.min_compare_at_minor).unwrap_or(0), &cur),
-            max_variant_price: MoneyV2::new(s.as_ref().and_then(|s| s.max_compare_at_minor).unwrap_or(0), &cur),
+            min_variant_price: MoneyV2::new(
+                s.as_ref().and_then(|s| s.min_compare_at_minor).unwrap_or(0),
+                &cur,
+            ),
+            max_variant_price: MoneyV2::new(
+                s.as_ref().and_then(|s| s.max_compare_at_minor).unwrap_or(0),
+                &cur,
+            ),
         })
     }
 
     /// List of product options.
-    async fn options(&self, ctx: &Context<'_>, first: Option<i32>) -> Result<Vec<ProductOptionNode>> {
+    async fn options(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+    ) -> Result<Vec<ProductOptionNode>> {
         let options = loader_from(ctx)
             .load_one(OptionsOf(self.0.id))
             .await
             .map_err(|e| from_db(&e))?
             .unwrap_or_default();
         let take = first.map(|n| n.max(0) as usize).unwrap_or(usize::MAX);
-        Ok(options.into_iter().take(take).map(ProductOptionNode).collect())
+        Ok(options
+            .into_iter()
+            .take(take)
+            .map(ProductOptionNode)
+            .collect())
     }
 
     /// The product's variants, in the merchant's order.
@@ -232,10 +281,23 @@ impl ProductNode {
         #[graphql(default_with = "Some(false)")] reverse: Option<bool>,
     ) -> Result<ProductVariantConnection> {
         let reverse = reverse.unwrap_or(false);
-        let (page, nested) = nested_page(ctx, PageArgs { first, after, last, before }, reverse)?;
+        let (page, nested) = nested_page(
+            ctx,
+            PageArgs {
+                first,
+                after,
+                last,
+                before,
+            },
+            reverse,
+        )?;
         let currency = scope_from(ctx).currency(app_from(ctx)).to_string();
         let rows = loader_from(ctx)
-            .load_one(VariantsOf { product_id: self.0.id, page: nested, currency })
+            .load_one(VariantsOf {
+                product_id: self.0.id,
+                page: nested,
+                currency,
+            })
             .await
             .map_err(|e| from_db(&e))?
             .unwrap_or_default();
@@ -243,7 +305,12 @@ impl ProductNode {
         Ok(ProductVariantConnection::new(
             page.rows
                 .into_iter()
-                .map(|v| (Cursor::new(NestedPage::SORT, json!(v.position), v.id), VariantNode(Arc::new(v))))
+                .map(|v| {
+                    (
+                        Cursor::new(NestedPage::SORT, json!(v.position), v.id),
+                        VariantNode(Arc::new(v)),
+                    )
+                })
                 .collect(),
             page.has_next_page,
             page.has_previous_page,
@@ -289,9 +356,21 @@ impl ProductNode {
         #[graphql(default_with = "Some(false)")] reverse: Option<bool>,
     ) -> Result<ImageConnection> {
         let reverse = reverse.unwrap_or(false);
-        let (page, nested) = nested_page(ctx, PageArgs { first, after, last, before }, reverse)?;
+        let (page, nested) = nested_page(
+            ctx,
+            PageArgs {
+                first,
+                after,
+                last,
+                before,
+            },
+            reverse,
+        )?;
         let rows = loader_from(ctx)
-            .load_one(ImagesOf { product_id: self.0.id, page: nested })
+            .load_one(ImagesOf {
+                product_id: self.0.id,
+                page: nested,
+            })
             .await
             .map_err(|e| from_db(&e))?
             .unwrap_or_default();
@@ -299,7 +378,12 @@ impl ProductNode {
         Ok(ImageConnection::new(
             page.rows
                 .iter()
-                .map(|i| (Cursor::new(NestedPage::SORT, json!(i.position), i.id), Image::from(i)))
+                .map(|i| {
+                    (
+                        Cursor::new(NestedPage::SORT, json!(i.position), i.id),
+                        Image::from(i),
+                    )
+                })
                 .collect(),
             page.has_next_page,
             page.has_previous_page,
@@ -308,9 +392,19 @@ impl ProductNode {
 
     /// The first image in the product's order.
     async fn featured_image(&self, ctx: &Context<'_>) -> Result<Option<Image>> {
-        let (_, nested) = nested_page(ctx, PageArgs { first: Some(1), ..Default::default() }, false)?;
+        let (_, nested) = nested_page(
+            ctx,
+            PageArgs {
+                first: Some(1),
+                ..Default::default()
+            },
+            false,
+        )?;
         let rows = loader_from(ctx)
-            .load_one(ImagesOf { product_id: self.0.id, page: nested })
+            .load_one(ImagesOf {
+                product_id: self.0.id,
+                page: nested,
+            })
             .await
             .map_err(|e| from_db(&e))?
             .unwrap_or_default();
@@ -336,16 +430,30 @@ impl ProductNode {
     ) -> Result<CollectionConnection> {
         let reverse = reverse.unwrap_or(false);
         let filter_product = Some(self.0.id);
-        super::collection::list_collections(ctx, PageArgs { first, after, last, before }, SimpleSort::Title, reverse, None, filter_product)
-            .await
-            .map_err(from_catalog)
-            .map(|(rows, next, prev)| {
-                CollectionConnection::new(
-                    rows.into_iter().map(|(c, n): (Cursor, CollectionNode)| (c, n)).collect(),
-                    next,
-                    prev,
-                )
-            })
+        super::collection::list_collections(
+            ctx,
+            PageArgs {
+                first,
+                after,
+                last,
+                before,
+            },
+            SimpleSort::Title,
+            reverse,
+            None,
+            filter_product,
+        )
+        .await
+        .map_err(from_catalog)
+        .map(|(rows, next, prev)| {
+            CollectionConnection::new(
+                rows.into_iter()
+                    .map(|(c, n): (Cursor, CollectionNode)| (c, n))
+                    .collect(),
+                next,
+                prev,
+            )
+        })
     }
 }
 
@@ -374,7 +482,9 @@ impl VariantNode {
 
     /// Stock available to sell (on hand minus reserved).
     async fn quantity_available(&self) -> i32 {
-        self.0.quantity_available.clamp(i32::MIN as i64, i32::MAX as i64) as i32
+        self.0
+            .quantity_available
+            .clamp(i32::MIN as i64, i32::MAX as i64) as i32
     }
 
     /// Sold beyond stock: out of stock, but still for sale.
@@ -411,7 +521,9 @@ impl VariantNode {
     }
 
     async fn compare_at_price(&self) -> Option<MoneyV2> {
-        self.0.compare_at_minor.map(|m| MoneyV2::new(m, &self.0.currency))
+        self.0
+            .compare_at_minor
+            .map(|m| MoneyV2::new(m, &self.0.currency))
     }
 
     /// The option values that make up this variant.
@@ -420,12 +532,19 @@ impl VariantNode {
             .option_names
             .iter()
             .zip(self.0.option_values())
-            .filter_map(|(name, value)| Some(SelectedOption { name: name.clone(), value: value?.to_string() }))
+            .filter_map(|(name, value)| {
+                Some(SelectedOption {
+                    name: name.clone(),
+                    value: value?.to_string(),
+                })
+            })
             .collect()
     }
 
     async fn image(&self, ctx: &Context<'_>) -> Result<Option<Image>> {
-        let Some(image_id) = self.0.image_id else { return Ok(None) };
+        let Some(image_id) = self.0.image_id else {
+            return Ok(None);
+        };
         Ok(loader_from(ctx)
             .load_one(ImageId(image_id))
             .await
@@ -441,7 +560,9 @@ impl VariantNode {
             .await
             .map_err(|e| from_db(&e))?
             .map(|p| ProductNode(Arc::new(p)))
-            .ok_or_else(|| crate::graphql::errors::not_found("The variant's product no longer exists."))
+            .ok_or_else(|| {
+                crate::graphql::errors::not_found("The variant's product no longer exists.")
+            })
     }
 }
 
@@ -475,8 +596,15 @@ pub(crate) async fn product_connection(
         Some(q) => search_syntax::parse(q).map_err(|e| from_catalog(e.into()))?,
         None => None,
     };
-    let listing = ProductListing { collection_id, filter, sort, reverse, page: page.clone() };
-    let sql = store::product_listing_sql(&listing, &app.config.shop_currency).map_err(from_catalog)?;
+    let listing = ProductListing {
+        collection_id,
+        filter,
+        sort,
+        reverse,
+        page: page.clone(),
+    };
+    let sql =
+        store::product_listing_sql(&listing, &app.config.shop_currency).map_err(from_catalog)?;
     let rows: Vec<crate::catalog::models::ListedProduct> = app
         .db
         .read(scope.route(), &scope.statements, &move |conn| {
