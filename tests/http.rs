@@ -272,3 +272,35 @@ fn serve_creates_migrates_and_seeds_an_empty_database_then_stops_on_sigterm() {
             .unwrap();
     });
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_over_the_deadline_gets_a_timeout_error() {
+    let db = TestDb::new(2).await;
+    let mut cfg = config(&db);
+    cfg.request_timeout = Duration::from_millis(400);
+    let server = TestServer::start(cfg).await;
+    let mut locker = db.conn().await;
+    use diesel_async::{AnsiTransactionManager, RunQueryDsl, TransactionManager};
+    AnsiTransactionManager::begin_transaction(&mut locker)
+        .await
+        .unwrap();
+    diesel::sql_query("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let (status, body) = server
+        .post_json(
+            "/graphql",
+            &json!({ "query": "{ products(first: 1) { nodes { id } } }" }),
+        )
+        .await;
+    AnsiTransactionManager::rollback_transaction(&mut locker)
+        .await
+        .unwrap();
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "TIMEOUT");
+    // The gateway is fine afterwards.
+    server
+        .data("{ products(first: 1) { nodes { id } } }", json!({}))
+        .await;
+}

@@ -45,12 +45,13 @@ pub fn router(app: Arc<App>) -> anyhow::Result<(Router, Arc<AtomicBool>)> {
         .route("/readyz", get(readyz))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(app.config.max_body_bytes))
-        .layer(axum::middleware::map_response(graphql_shaped_rejections))
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             app.config.request_timeout,
-        ));
+        ))
+        // Outermost, so it also sees the rejections of the layers above.
+        .layer(axum::middleware::map_response(graphql_shaped_rejections));
     Ok((router, draining))
 }
 
