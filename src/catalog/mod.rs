@@ -3,6 +3,7 @@
 //! types here; the statements themselves live in [`store`].
 
 pub mod import;
+pub mod listing;
 pub mod models;
 pub mod search_syntax;
 pub mod seed;

@@ -14,7 +14,7 @@ use super::types::content::{MenuNode, PageConnection, PageNode};
 use super::types::node::Node;
 use super::types::product::{ProductConnection, ProductNode, VariantNode, product_connection};
 use super::{app_from, loader_from, scope_from};
-use crate::catalog::{ProductSort, SimpleSort, search_syntax, store};
+use crate::catalog::{ProductSort, SimpleSort, listing, search_syntax, store};
 use crate::ids;
 use crate::pagination::{PageArgs, PageOf};
 
@@ -344,7 +344,7 @@ impl QueryRoot {
             Some(q) => search_syntax::parse(q).map_err(|e| from_catalog(e.into()))?,
             None => None,
         };
-        let sql = store::simple_listing_sql("pages", filter.as_ref(), sort, reverse, &page, None)
+        let sql = listing::simple_listing_sql("pages", filter.as_ref(), sort, reverse, &page, None)
             .map_err(from_catalog)?;
         let rows: Vec<crate::content::Page> = app
             .db
@@ -360,7 +360,7 @@ impl QueryRoot {
                 .into_iter()
                 .map(|p| {
                     (
-                        store::simple_cursor(sort, p.id, &p.title, p.updated_at),
+                        listing::simple_cursor(sort, p.id, &p.title, p.updated_at),
                         PageNode(Arc::new(p)),
                     )
                 })

@@ -9,7 +9,7 @@ use super::common::{Html, Image, Seo, Url};
 use super::connection::connection;
 use super::product::{ProductConnection, product_connection};
 use crate::catalog::models::Collection;
-use crate::catalog::{CatalogError, ProductSort, SimpleSort, search_syntax, store};
+use crate::catalog::{CatalogError, ProductSort, SimpleSort, listing, search_syntax};
 use crate::graphql::{app_from, scope_from};
 use crate::ids;
 use crate::pagination::{Cursor, PageArgs, PageOf};
@@ -89,7 +89,7 @@ pub(crate) async fn list_collections(
         Some(q) => search_syntax::parse(q)?,
         None => None,
     };
-    let sql = store::simple_listing_sql(
+    let sql = listing::simple_listing_sql(
         "collections",
         filter.as_ref(),
         sort,
@@ -110,7 +110,7 @@ pub(crate) async fn list_collections(
             .into_iter()
             .map(|c| {
                 (
-                    store::simple_cursor(sort, c.id, &c.title, c.updated_at),
+                    listing::simple_cursor(sort, c.id, &c.title, c.updated_at),
                     CollectionNode(Arc::new(c)),
                 )
             })

@@ -583,12 +583,12 @@ pub(crate) async fn product_connection(
     reverse: bool,
     query: Option<String>,
 ) -> Result<ProductConnection> {
-    use crate::catalog::{ProductListing, search_syntax, store};
+    use crate::catalog::{ProductListing, listing, search_syntax};
     use diesel_async::RunQueryDsl;
 
     let app = app_from(ctx);
     let scope = scope_from(ctx);
-    let sort_name = store::listing_sort_name(sort, collection_id.is_some());
+    let sort_name = listing::listing_sort_name(sort, collection_id.is_some());
     let page = args
         .validate(sort_name, app.config.limits.max_page_size)
         .map_err(from_page)?;
@@ -604,7 +604,7 @@ pub(crate) async fn product_connection(
         page: page.clone(),
     };
     let sql =
-        store::product_listing_sql(&listing, &app.config.shop_currency).map_err(from_catalog)?;
+        listing::product_listing_sql(&listing, &app.config.shop_currency).map_err(from_catalog)?;
     let rows: Vec<crate::catalog::models::ListedProduct> = app
         .db
         .read(scope.route(), &scope.statements, &move |conn| {
@@ -618,7 +618,7 @@ pub(crate) async fn product_connection(
         page.rows
             .into_iter()
             .map(|row| {
-                let cursor = store::product_cursor(&row, sort, collection_id.is_some());
+                let cursor = listing::product_cursor(&row, sort, collection_id.is_some());
                 (cursor, ProductNode(Arc::new(row.product)))
             })
             .collect(),

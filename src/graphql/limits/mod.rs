@@ -1,0 +1,364 @@
+//! Limits every document must pass before it runs, the cost it is charged, and the
+//! per-request decisions taken from the document (`@inContext`, primary or replica).
+//!
+//! All checks run in the `parse_query` hook, before validation and execution, so an
+//! abusive document costs a parse and a walk, never a database round trip. Each limit
+//! fails with its own `extensions.code`: `MAX_TOKENS_EXCEEDED`, `MAX_DEPTH_EXCEEDED`,
+//! `MAX_ALIASES_EXCEEDED`, `MAX_ROOT_FIELDS_EXCEEDED`, `MAX_COST_EXCEEDED`,
+//! `FRAGMENT_CYCLE`.
+//!
+//! Cost follows Shopify's model: an object costs 1, a scalar 0, and a connection costs 2
+//! plus `first` (or `last`) times the cost of one node. The requested cost is computed
+//! from the arguments before execution; the actual cost from the nodes the response holds.
+//! Both are reported in `extensions.cost` on every response.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
+    NextRequest,
+};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
+};
+use async_graphql::{Name, Pos, Request, Response, ServerError, ServerResult, Value, Variables};
+use async_graphql_value::Value as DocValue;
+
+use super::scope::RequestScope;
+use crate::config::QueryLimits;
+use crate::db::Route;
+
+mod in_context;
+mod walk;
+
+pub use in_context::InContextDirective;
+pub use walk::{TypeIndex, actual_cost, count_tokens};
+use walk::{Walker, count_aliases};
+
+fn limit_error(code: &str, message: String) -> ServerError {
+    let mut e = ServerError::new(message, Some(Pos::default()));
+    let mut ext = async_graphql::ErrorExtensionValues::default();
+    ext.set("code", code);
+    e.extensions = Some(ext);
+    e
+}
+
+/// What the limits hook learnt about the request, reported after execution.
+#[derive(Default)]
+struct Measured {
+    operation_name: Option<String>,
+    requested_cost: Option<u64>,
+    /// Captured when the document is parsed: the `request` hook cannot see request data.
+    scope: Option<Arc<RequestScope>>,
+}
+
+pub struct Limits {
+    pub limits: QueryLimits,
+    pub types: Arc<TypeIndex>,
+    pub query_stats: bool,
+}
+
+impl ExtensionFactory for Limits {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(LimitsExtension {
+            limits: self.limits.clone(),
+            types: self.types.clone(),
+            query_stats: self.query_stats,
+            measured: Mutex::new(Measured::default()),
+        })
+    }
+}
+
+struct LimitsExtension {
+    limits: QueryLimits,
+    types: Arc<TypeIndex>,
+    query_stats: bool,
+    measured: Mutex<Measured>,
+}
+
+fn pick_operation<'d>(
+    doc: &'d ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'d OperationDefinition> {
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|o| &o.node),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|o| &o.node)
+        }
+        _ => None,
+    }
+}
+
+impl LimitsExtension {
+    fn check(
+        &self,
+        doc: &ExecutableDocument,
+        variables: &Variables,
+        scope: Option<&RequestScope>,
+    ) -> ServerResult<u64> {
+        let name = self
+            .measured
+            .lock()
+            .ok()
+            .and_then(|m| m.operation_name.clone());
+        let aliases: usize = match &doc.operations {
+            DocumentOperations::Single(op) => count_aliases(&op.node.selection_set.node),
+            DocumentOperations::Multiple(ops) => ops
+                .values()
+                .map(|op| count_aliases(&op.node.selection_set.node))
+                .sum(),
+        } + doc
+            .fragments
+            .values()
+            .map(|f| count_aliases(&f.node.selection_set.node))
+            .sum::<usize>();
+        if aliases > self.limits.max_aliases {
+            return Err(limit_error(
+                "MAX_ALIASES_EXCEEDED",
+                format!(
+                    "The document uses {aliases} aliases; the limit (MAX_QUERY_ALIASES) is {}.",
+                    self.limits.max_aliases
+                ),
+            ));
+        }
+        // An unknown operation name is reported by validation; nothing to price here.
+        let Some(op) = pick_operation(doc, name.as_deref()) else {
+            return Ok(0);
+        };
+        let mut walker = Walker {
+            doc,
+            types: &self.types,
+            variables,
+            max_page: self.limits.max_page_size as u64,
+            cost_memo: HashMap::new(),
+            depth_memo: HashMap::new(),
+            visiting: HashSet::new(),
+        };
+        // Fragment cycles anywhere in the document are rejected before any walk.
+        for name in doc.fragments.keys() {
+            walker.fragment(name, |w, set, _| w.depth(set))?;
+        }
+        let depth = walker.depth(&op.selection_set.node)?;
+        if depth > self.limits.max_depth {
+            return Err(limit_error(
+                "MAX_DEPTH_EXCEEDED",
+                format!(
+                    "The query is {depth} levels deep; the limit (MAX_QUERY_DEPTH) is {}.",
+                    self.limits.max_depth
+                ),
+            ));
+        }
+        let mut roots = Vec::new();
+        walker.root_fields(&op.selection_set.node, &mut roots)?;
+        if roots.len() > self.limits.max_root_fields {
+            return Err(limit_error(
+                "MAX_ROOT_FIELDS_EXCEEDED",
+                format!(
+                    "The operation selects {} root fields; the limit (MAX_QUERY_ROOT_FIELDS) is {}.",
+                    roots.len(),
+                    self.limits.max_root_fields
+                ),
+            ));
+        }
+        let root_type = match op.ty {
+            OperationType::Query => "QueryRoot",
+            OperationType::Mutation => "Mutation",
+            OperationType::Subscription => "Subscription",
+        };
+        let cost = walker.cost(&op.selection_set.node, root_type)?;
+        if cost > self.limits.max_cost {
+            return Err(limit_error(
+                "MAX_COST_EXCEEDED",
+                format!(
+                    "The query's cost is {cost}; the limit (MAX_QUERY_COST) is {}.",
+                    self.limits.max_cost
+                ),
+            ));
+        }
+        if let Some(scope) = scope {
+            let primary = op.ty != OperationType::Query || roots.iter().any(|r| r == "cart");
+            let _ = scope.route.set(if primary {
+                Route::Primary
+            } else {
+                Route::Replica
+            });
+            self.read_context(op, variables, scope)?;
+        }
+        Ok(cost)
+    }
+
+    /// Gives errors raised while parsing a code. The parser's own recursion guard also
+    /// trips on fragment cycles; those are told apart by looking for a cycle.
+    fn classify_parse_error(&self, mut e: ServerError, query: &str) -> ServerError {
+        if e.extensions
+            .as_ref()
+            .is_some_and(|x| x.get("code").is_some())
+        {
+            return e;
+        }
+        let code = if e.message.contains("recursion depth") {
+            let cyclic = async_graphql::parser::parse_query(query)
+                .ok()
+                .is_some_and(|doc| {
+                    let types = TypeIndex::empty();
+                    let vars = Variables::default();
+                    let mut walker = Walker {
+                        doc: &doc,
+                        types: &types,
+                        variables: &vars,
+                        max_page: 1,
+                        cost_memo: HashMap::new(),
+                        depth_memo: HashMap::new(),
+                        visiting: HashSet::new(),
+                    };
+                    doc.fragments
+                        .keys()
+                        .any(|name| walker.fragment(name, |w, set, _| w.depth(set)).is_err())
+                });
+            if cyclic {
+                "FRAGMENT_CYCLE"
+            } else {
+                "MAX_DEPTH_EXCEEDED"
+            }
+        } else {
+            "GRAPHQL_PARSE_FAILED"
+        };
+        let mut ext = e.extensions.take().unwrap_or_default();
+        ext.set("code", code);
+        e.extensions = Some(ext);
+        e
+    }
+
+    /// `@inContext(country:, language:)` chooses the currency prices are shown in.
+    fn read_context(
+        &self,
+        op: &OperationDefinition,
+        variables: &Variables,
+        scope: &RequestScope,
+    ) -> ServerResult<()> {
+        let Some(directive) = op
+            .directives
+            .iter()
+            .find(|d| d.node.name.node.as_str() == "inContext")
+        else {
+            return Ok(());
+        };
+        let country = directive
+            .node
+            .arguments
+            .iter()
+            .find(|(n, _)| n.node.as_str() == "country")
+            .and_then(|(_, v)| match &v.node {
+                DocValue::Enum(e) => Some(e.to_string()),
+                DocValue::String(s) => Some(s.clone()),
+                DocValue::Variable(var) => match variables.get(var) {
+                    Some(async_graphql::Value::Enum(e)) => Some(e.to_string()),
+                    Some(async_graphql::Value::String(s)) => Some(s.clone()),
+                    _ => None,
+                },
+                _ => None,
+            });
+        if let Some(country) = &country
+            && let Some(currency) = super::types::common::currency_for_country(country)
+        {
+            let _ = scope.currency.set(currency.to_string());
+        }
+        let _ = scope.country.set(country);
+        Ok(())
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for LimitsExtension {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let _ = self.query_stats;
+        let mut response = next.run(ctx).await;
+        let requested = self.measured.lock().ok().and_then(|m| m.requested_cost);
+        let actual = if response.errors.is_empty() || !matches!(response.data, Value::Null) {
+            actual_cost(&response.data)
+        } else {
+            0
+        };
+        let mut cost = async_graphql::indexmap::IndexMap::new();
+        cost.insert(
+            Name::new("requestedQueryCost"),
+            Value::from(requested.unwrap_or(0)),
+        );
+        cost.insert(
+            Name::new("actualQueryCost"),
+            Value::from(if requested.is_some() { actual } else { 0 }),
+        );
+        response
+            .extensions
+            .insert("cost".into(), Value::Object(cost));
+        let scope = self.measured.lock().ok().and_then(|m| m.scope.clone());
+        if self.query_stats
+            && let Some(scope) = scope
+        {
+            let mut stats = async_graphql::indexmap::IndexMap::new();
+            stats.insert(
+                Name::new("sqlStatements"),
+                Value::from(scope.statements.get()),
+            );
+            response
+                .extensions
+                .insert("stats".into(), Value::Object(stats));
+        }
+        response
+    }
+
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        if let Ok(mut m) = self.measured.lock() {
+            m.operation_name = request.operation_name.clone();
+        }
+        let tokens = count_tokens(&request.query);
+        if tokens > self.limits.max_tokens {
+            return Err(limit_error(
+                "MAX_TOKENS_EXCEEDED",
+                format!(
+                    "The document has {tokens} tokens; the limit (MAX_QUERY_TOKENS) is {}.",
+                    self.limits.max_tokens
+                ),
+            ));
+        }
+        next.run(ctx, request).await
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let doc = match next.run(ctx, query, variables).await {
+            Ok(doc) => doc,
+            Err(e) => return Err(self.classify_parse_error(e, query)),
+        };
+        let scope = ctx.data_opt::<Arc<RequestScope>>().cloned();
+        if let Ok(mut m) = self.measured.lock() {
+            m.scope = scope.clone();
+        }
+        let cost = self.check(&doc, variables, scope.as_deref())?;
+        if let Ok(mut m) = self.measured.lock() {
+            m.requested_cost = Some(cost);
+        }
+        Ok(doc)
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        next.run(ctx, operation_name).await
+    }
+}
