@@ -83,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
             db::ensure_database(&config.database_url).await?;
             db::migrate::run(&config.database_url).await?;
             let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
+            db::sync_shop_currency(&mut conn, &config.shop_currency).await?;
             let started = std::time::Instant::now();
             let report = commerce_gateway::catalog::seed::seed(
                 &mut conn,
@@ -107,6 +108,7 @@ async fn main() -> anyhow::Result<()> {
             let reader = std::fs::File::open(&file)
                 .with_context(|| format!("cannot open {}", file.display()))?;
             let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
+            db::sync_shop_currency(&mut conn, &config.shop_currency).await?;
             let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
             let report = commerce_gateway::catalog::import::import(
                 &mut conn,

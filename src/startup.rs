@@ -19,8 +19,9 @@ pub async fn prepare(config: Config) -> anyhow::Result<Arc<App>> {
             tracing::info!(applied, "database migrated");
         }
     }
+    let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
+    db::sync_shop_currency(&mut conn, &config.shop_currency).await?;
     if config.auto_seed_products > 0 {
-        let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
         #[derive(diesel::QueryableByName)]
         struct Count {
             #[diesel(sql_type = BigInt)]

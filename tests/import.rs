@@ -88,7 +88,7 @@ async fn a_shopify_csv_imports_and_bad_rows_are_reported_by_line() {
 async fn reimporting_updates_by_handle_and_sku_and_never_duplicates() {
     let db = TestDb::new(0).await;
     import(&db).await;
-    db.execute("UPDATE variant_prices SET amount_minor = 1 WHERE variant_id = (SELECT id FROM product_variants WHERE sku = 'MUG-001')").await;
+    db.run_sql("UPDATE variant_prices SET amount_minor = 1 WHERE variant_id = (SELECT id FROM product_variants WHERE sku = 'MUG-001')").await;
     let tables = [
         "products",
         "product_variants",

@@ -162,7 +162,7 @@ async fn queries_read_the_replica_while_carts_read_their_own_writes() {
     let (id, handle) = some_handle(&db).await;
 
     let paused = PausedReplay::new();
-    db.execute(&format!(
+    db.run_sql(&format!(
         "UPDATE products SET title = 'Renamed on the primary' WHERE id = {id}"
     ))
     .await;
@@ -214,7 +214,7 @@ async fn a_lagging_replica_leaves_the_rotation_and_rejoins() {
     let paused = PausedReplay::new();
     // Keep writing so the replica falls further behind.
     for i in 0..5 {
-        db.execute(&format!(
+        db.run_sql(&format!(
             "UPDATE products SET title = 'Lag {i}' WHERE id = {id}"
         ))
         .await;
@@ -323,7 +323,7 @@ async fn no_query_fails_when_the_replica_dies_and_it_takes_traffic_again_after_r
     // It takes traffic again: with replay paused, a write is not seen through it.
     let (id, handle) = some_handle(&db).await;
     let _paused = PausedReplay::new();
-    db.execute(&format!(
+    db.run_sql(&format!(
         "UPDATE products SET title = 'After restart' WHERE id = {id}"
     ))
     .await;

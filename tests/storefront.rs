@@ -216,7 +216,7 @@ async fn nextjs_commerce_cart_operations_price_on_the_server() {
     assert_eq!(again["cartLinesAdd"]["cart"]["totalQuantity"], 3);
 
     // The price changes: the cart follows current prices.
-    db.execute(&format!("UPDATE variant_prices SET amount_minor = amount_minor + 100 WHERE variant_id = {variant_id}")).await;
+    db.run_sql(&format!("UPDATE variant_prices SET amount_minor = amount_minor + 100 WHERE variant_id = {variant_id}")).await;
     let line_id = line["id"].clone();
     let edited = server
         .data(&nextjs("editCartItems"), json!({ "cartId": cart_id, "lines": [{ "id": line_id, "merchandiseId": variant, "quantity": 4 }] }))
@@ -248,11 +248,11 @@ async fn not_enough_stock_is_a_warning_and_unknown_merchandise_a_user_error() {
     let db = TestDb::new(5).await;
     let server = TestServer::start(config(&db)).await;
     let variant_id = db.count("SELECT min(id) AS n FROM product_variants").await;
-    db.execute(&format!(
+    db.run_sql(&format!(
         "UPDATE inventory_levels SET on_hand = 1 WHERE variant_id = {variant_id}"
     ))
     .await;
-    db.execute(&format!(
+    db.run_sql(&format!(
         "UPDATE product_variants SET inventory_policy = 'DENY' WHERE id = {variant_id}"
     ))
     .await;
@@ -577,5 +577,116 @@ fn schema_graphql_matches_the_served_schema() {
     assert!(
         committed == commerce_gateway::graphql::sdl(),
         "schema.graphql is out of date: run `cargo run -- schema > schema.graphql`"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn variants_and_images_keep_their_merchant_order_across_a_batch() {
+    let db = TestDb::new(40).await;
+    // Scramble the positions so that position order differs from id order.
+    db.run_sql("UPDATE product_variants SET position = (id * 7919) % 101")
+        .await;
+    db.run_sql("UPDATE product_images SET position = (id * 104729) % 97")
+        .await;
+    let server = TestServer::start(config(&db)).await;
+    let data = server
+        .data(
+            "{ products(first: 40, sortKey: TITLE) { nodes { id featuredImage { url } images(first: 20) { nodes { url } } variants(first: 250) { nodes { id } } } } }",
+            json!({}),
+        )
+        .await;
+    let mut conn = db.conn().await;
+    #[derive(diesel::QueryableByName)]
+    struct Ordered {
+        #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Text>)]
+        items: Vec<String>,
+    }
+    use diesel_async::RunQueryDsl;
+    for product in data["products"]["nodes"].as_array().unwrap() {
+        let id: i64 = product["id"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let variants: Ordered = diesel::sql_query(format!(
+            "SELECT COALESCE(array_agg('gid://shopify/ProductVariant/' || id ORDER BY position, id), '{{}}') AS items FROM product_variants WHERE product_id = {id}"
+        ))
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        let images: Ordered = diesel::sql_query(format!(
+            "SELECT COALESCE(array_agg(url ORDER BY position, id), '{{}}') AS items FROM product_images WHERE product_id = {id}"
+        ))
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        let got_variants: Vec<&str> = product["variants"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_str().unwrap())
+            .collect();
+        let got_images: Vec<&str> = product["images"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["url"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            got_variants, variants.items,
+            "variant order of product {id}"
+        );
+        assert_eq!(got_images, images.items, "image order of product {id}");
+        assert_eq!(
+            product["featuredImage"]["url"],
+            images.items[0].as_str(),
+            "featured image of product {id}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn price_ranges_follow_every_price_and_variant_change() {
+    let db = TestDb::new(3).await;
+    let server = TestServer::start(config(&db)).await;
+    let product = db
+        .count("SELECT min(id) AS n FROM products WHERE status = 'ACTIVE'")
+        .await;
+    let q = "query($id: ID!) { product(id: $id) { priceRange { minVariantPrice { amount } maxVariantPrice { amount } } } }";
+    let range = |data: Value| {
+        let r = &data["product"]["priceRange"];
+        (
+            r["minVariantPrice"]["amount"].as_str().unwrap().to_string(),
+            r["maxVariantPrice"]["amount"].as_str().unwrap().to_string(),
+        )
+    };
+    let gid = format!("gid://shopify/Product/{product}");
+    let new_variant = db
+        .count(&format!("INSERT INTO product_variants (product_id, title, sku, position) VALUES ({product}, 'Extra', 'EXTRA-1', 99) RETURNING id AS n"))
+        .await;
+    db.run_sql(&format!("INSERT INTO variant_prices (variant_id, currency, amount_minor) VALUES ({new_variant}, 'USD', 1)")).await;
+    assert_eq!(range(server.data(q, json!({ "id": gid })).await).0, "0.01");
+    db.run_sql(&format!("UPDATE variant_prices SET amount_minor = 99999999 WHERE variant_id = {new_variant} AND currency = 'USD'")).await;
+    assert_eq!(
+        range(server.data(q, json!({ "id": gid })).await).1,
+        "999999.99"
+    );
+    db.run_sql(&format!(
+        "DELETE FROM product_variants WHERE id = {new_variant}"
+    ))
+    .await;
+    let (lo, hi) = range(server.data(q, json!({ "id": gid })).await);
+    let expected_lo = db.count(&format!("SELECT min(amount_minor) AS n FROM variant_prices p JOIN product_variants v ON v.id = p.variant_id WHERE v.product_id = {product} AND currency = 'USD'")).await;
+    let expected_hi = db.count(&format!("SELECT max(amount_minor) AS n FROM variant_prices p JOIN product_variants v ON v.id = p.variant_id WHERE v.product_id = {product} AND currency = 'USD'")).await;
+    assert_eq!(
+        lo,
+        commerce_gateway::money::format_minor(expected_lo, "USD")
+    );
+    assert_eq!(
+        hi,
+        commerce_gateway::money::format_minor(expected_hi, "USD")
     );
 }

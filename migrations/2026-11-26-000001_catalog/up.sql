@@ -29,8 +29,8 @@ CREATE TABLE products (
     category_id       BIGINT REFERENCES categories (id) ON DELETE SET NULL,
     -- Units sold, for the BEST_SELLING sort key.
     total_sales       BIGINT NOT NULL DEFAULT 0,
-    -- Cheapest and dearest variant price in the shop currency, kept by the
-    -- catalog writer so PRICE sorting and price filters need no join.
+    -- Cheapest and dearest variant price in the shop currency, kept by the triggers
+    -- below so PRICE sorting, price filters and price ranges need no join.
     min_price_minor   BIGINT NOT NULL DEFAULT 0,
     max_price_minor   BIGINT NOT NULL DEFAULT 0,
     created_at        TIMESTAMPTZ NOT NULL DEFAULT now(),
@@ -92,7 +92,9 @@ CREATE INDEX product_variants_product_idx ON product_variants (product_id, posit
 
 CREATE TABLE variant_prices (
     variant_id           BIGINT NOT NULL REFERENCES product_variants (id) ON DELETE CASCADE,
-    currency             CHAR(3) NOT NULL,
+    -- TEXT, not CHAR(3): a bpchar column compared with a text parameter cannot use the
+    -- primary key for the currency part.
+    currency             TEXT NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
     amount_minor         BIGINT NOT NULL CHECK (amount_minor >= 0),
     compare_at_minor     BIGINT CHECK (compare_at_minor >= 0),
     PRIMARY KEY (variant_id, currency)
@@ -174,3 +176,61 @@ CREATE TABLE pages (
 );
 CREATE INDEX pages_updated_at_idx ON pages (updated_at, id);
 CREATE INDEX pages_title_idx ON pages (title, id);
+
+-- The shop's own currency: products.min_price_minor/max_price_minor are kept in it.
+-- One row; the gateway writes SHOP_CURRENCY here at start.
+CREATE TABLE shop_settings (
+    singleton  BOOLEAN PRIMARY KEY DEFAULT true CHECK (singleton),
+    currency   TEXT NOT NULL DEFAULT 'USD' CHECK (currency ~ '^[A-Z]{3}$')
+);
+INSERT INTO shop_settings DEFAULT VALUES;
+
+-- Keeps products.min_price_minor/max_price_minor equal to the cheapest and dearest
+-- variant price in the shop currency, whichever code path writes prices or variants.
+-- Statement-level triggers: a bulk insert of a thousand products recomputes once.
+CREATE FUNCTION refresh_product_price_bounds(product_ids BIGINT[]) RETURNS void
+LANGUAGE sql AS $$
+    UPDATE products p
+    SET min_price_minor = COALESCE(b.lo, 0), max_price_minor = COALESCE(b.hi, 0)
+    FROM (
+        SELECT pp.id, min(vp.amount_minor) AS lo, max(vp.amount_minor) AS hi
+        FROM products pp
+        LEFT JOIN product_variants v ON v.product_id = pp.id
+        LEFT JOIN variant_prices vp
+               ON vp.variant_id = v.id AND vp.currency = (SELECT currency FROM shop_settings)
+        WHERE pp.id = ANY (product_ids)
+        GROUP BY pp.id
+    ) b
+    WHERE p.id = b.id
+      AND (p.min_price_minor, p.max_price_minor) IS DISTINCT FROM (COALESCE(b.lo, 0), COALESCE(b.hi, 0));
+$$;
+
+CREATE FUNCTION variant_prices_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM refresh_product_price_bounds(ARRAY(
+        SELECT DISTINCT v.product_id FROM changed_rows c JOIN product_variants v ON v.id = c.variant_id));
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION product_variants_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM refresh_product_price_bounds(ARRAY(SELECT DISTINCT product_id FROM changed_rows));
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER variant_prices_inserted AFTER INSERT ON variant_prices
+    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION variant_prices_changed();
+CREATE TRIGGER variant_prices_updated AFTER UPDATE ON variant_prices
+    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION variant_prices_changed();
+CREATE TRIGGER variant_prices_deleted AFTER DELETE ON variant_prices
+    REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION variant_prices_changed();
+-- A deleted variant's prices go with it (the rows above no longer find its product), and a
+-- variant moved to another product changes both products' bounds.
+CREATE TRIGGER product_variants_deleted AFTER DELETE ON product_variants
+    REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION product_variants_changed();
+CREATE TRIGGER product_variants_moved_from AFTER UPDATE ON product_variants
+    REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION product_variants_changed();
+CREATE TRIGGER product_variants_moved_to AFTER UPDATE ON product_variants
+    REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION product_variants_changed();

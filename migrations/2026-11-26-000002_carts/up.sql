@@ -3,8 +3,8 @@ CREATE TABLE carts (
     id            BIGSERIAL PRIMARY KEY,
     -- The unguessable part of the cart's global ID.
     token         TEXT NOT NULL UNIQUE,
-    currency      CHAR(3) NOT NULL,
-    country       CHAR(2),
+    currency      TEXT NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+    country       TEXT CHECK (country ~ '^[A-Z]{2}$'),
     note          TEXT,
     completed_at  TIMESTAMPTZ,
     created_at    TIMESTAMPTZ NOT NULL DEFAULT now(),

@@ -338,12 +338,21 @@ async fn validate_lines(
     Ok(errors)
 }
 
+/// Marks a locked cart as changed now and returns its row.
+async fn touch(conn: &mut AsyncPgConnection, cart_id: i64) -> QueryResult<Cart> {
+    diesel::update(carts::table.filter(carts::id.eq(cart_id)))
+        .set(carts::updated_at.eq(diesel::dsl::now))
+        .returning(Cart::as_returning())
+        .get_result(conn)
+        .await
+}
+
 /// Adds lines to a locked cart, merging lines of the same merchandise.
 async fn insert_lines(
     conn: &mut AsyncPgConnection,
     cart_id: i64,
     lines: &[LineInput],
-) -> QueryResult<()> {
+) -> QueryResult<Cart> {
     for line in lines {
         let Some(variant_id) = line.merchandise_id else {
             continue;
@@ -364,11 +373,7 @@ async fn insert_lines(
             .execute(conn)
             .await?;
     }
-    diesel::update(carts::table.filter(carts::id.eq(cart_id)))
-        .set(carts::updated_at.eq(diesel::dsl::now))
-        .execute(conn)
-        .await?;
-    Ok(())
+    touch(conn, cart_id).await
 }
 
 /// After merging, no line may exceed the quantity limit and the cart the line limit.
@@ -453,7 +458,7 @@ pub async fn create(
                 .returning(Cart::as_returning())
                 .get_result(conn)
                 .await?;
-            insert_lines(conn, cart.id, lines).await?;
+            let cart = insert_lines(conn, cart.id, lines).await?;
             price(conn, cart, pricing).await
         })
         .await?;
@@ -497,7 +502,7 @@ pub async fn add_lines(
                 warnings: vec![],
             });
         }
-        insert_lines(conn, cart.id, lines).await?;
+        let cart = insert_lines(conn, cart.id, lines).await?;
         let priced = price(conn, cart, pricing).await?;
         let warnings = stock_warnings(&priced);
         Ok(CartOutcome {
@@ -517,7 +522,7 @@ pub async fn update_lines(
     pricing: &CartPricing<'_>,
 ) -> Result<CartOutcome, DbError> {
     conn.transaction::<_, DbError, _>(async |conn| {
-        let Some(cart) = lock_cart(conn, token).await? else {
+        let Some(mut cart) = lock_cart(conn, token).await? else {
             return Ok(missing_cart());
         };
         if cart.completed_at.is_some() {
@@ -642,10 +647,7 @@ pub async fn update_lines(
                         .await?;
                 }
             }
-            diesel::update(carts::table.filter(carts::id.eq(cart.id)))
-                .set(carts::updated_at.eq(diesel::dsl::now))
-                .execute(conn)
-                .await?;
+            cart = touch(conn, cart.id).await?;
         }
         let priced = price(conn, cart, pricing).await?;
         let warnings = if errors.is_empty() {
@@ -670,7 +672,7 @@ pub async fn remove_lines(
     pricing: &CartPricing<'_>,
 ) -> Result<CartOutcome, DbError> {
     conn.transaction::<_, DbError, _>(async |conn| {
-        let Some(cart) = lock_cart(conn, token).await? else {
+        let Some(mut cart) = lock_cart(conn, token).await? else {
             return Ok(missing_cart());
         };
         if cart.completed_at.is_some() {
@@ -707,10 +709,7 @@ pub async fn remove_lines(
             )
             .execute(conn)
             .await?;
-            diesel::update(carts::table.filter(carts::id.eq(cart.id)))
-                .set(carts::updated_at.eq(diesel::dsl::now))
-                .execute(conn)
-                .await?;
+            cart = touch(conn, cart.id).await?;
         }
         let priced = price(conn, cart, pricing).await?;
         let warnings = if errors.is_empty() {

@@ -300,6 +300,7 @@ pub fn product_listing_sql(
     if let Some(filter) = &listing.filter {
         q.push(" AND ");
         product_condition(&mut q, filter, shop_currency)?;
+        q.uncached();
     }
     let sort = if listing.sort == ProductSort::Manual && listing.collection_id.is_none() {
         ProductSort::Id
@@ -426,6 +427,7 @@ pub fn simple_listing_sql(
     if let Some(filter) = filter {
         q.push(" AND ");
         simple_condition(&mut q, filter, "t")?;
+        q.uncached();
     }
     let spec = simple_sort_spec(sort, "t");
     keyset(&mut q, "t", &spec, reverse ^ page.backward, page)?;

@@ -16,8 +16,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::prelude::*;
 use rand_chacha::ChaCha8Rng;
 
-use super::writer::refresh_price_bounds;
-
 const BATCH: usize = 1_000;
 
 /// (code, exchange rate from USD in thousandths)
@@ -260,6 +258,12 @@ pub async fn seed(
     shop_url: &str,
 ) -> anyhow::Result<SeedReport> {
     let mut rng = ChaCha8Rng::seed_from_u64(0x5eed_c0de);
+    // Every product is priced in the shop currency too (at the USD figures if it is not
+    // one of the demo currencies).
+    let mut currencies: Vec<(&str, i64)> = CURRENCIES.to_vec();
+    if !currencies.iter().any(|(c, _)| *c == shop_currency) {
+        currencies.push((shop_currency, 1000));
+    }
     let mut report = SeedReport::default();
     let base_time = Utc
         .with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
@@ -412,7 +416,7 @@ pub async fn seed(
                         } else {
                             0
                         };
-                    for (code, rate) in CURRENCIES {
+                    for (code, rate) in &currencies {
                         let mut amount = variant_cents * rate / 1000;
                         if *code == "JPY" {
                             // Yen have no minor unit: whole yen, rounded to tens.
@@ -443,7 +447,6 @@ pub async fn seed(
         progress.inc(n as u64);
     }
     progress.finish_and_clear();
-    refresh_price_bounds(conn, &all_ids, shop_currency).await?;
     report.collections = seed_collections(conn, &mut rng, &all_ids, &all_types).await?;
     seed_content(conn, shop_url).await?;
     diesel::sql_query("ANALYZE").execute(conn).await?;

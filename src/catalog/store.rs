@@ -6,7 +6,6 @@
 //! `(product_id, position, id)` index once per parent, which the query builder cannot say.
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::NestedPage;
@@ -92,7 +91,8 @@ pub async fn variants_for(
     q.push(&variant_price_joins(&cur, &shop));
     q.push(" WHERE v.product_id = parent.pid");
     nested_keyset(&mut q, "v", page);
-    q.push(") AS v ORDER BY v.product_id");
+    q.push(") AS v ORDER BY v.product_id, ");
+    q.push(&nested_order("v", page));
     q.into_query().load(conn).await
 }
 
@@ -103,17 +103,22 @@ pub async fn variants_by_ids(
     currency: &str,
     shop_currency: &str,
 ) -> QueryResult<Vec<Variant>> {
-    let sql = format!(
-        "SELECT {} FROM product_variants v {} WHERE v.id = ANY($1)",
-        variant_columns("$2", "$3"),
-        variant_price_joins("$2", "$3")
-    );
-    diesel::sql_query(sql)
-        .bind::<Array<BigInt>, _>(ids)
-        .bind::<Text, _>(currency)
-        .bind::<Text, _>(shop_currency)
-        .load(conn)
-        .await
+    let mut q = DynSql::new("SELECT ");
+    let ids = q.add(Bind::BigIntArray(ids.to_vec()));
+    let cur = q.add(Bind::Text(currency.to_string()));
+    let shop = q.add(Bind::Text(shop_currency.to_string()));
+    q.push(&variant_columns(&cur, &shop));
+    q.push(" FROM product_variants v");
+    q.push(&variant_price_joins(&cur, &shop));
+    q.push(&format!(" WHERE v.id = ANY({ids})"));
+    q.into_query().load(conn).await
+}
+
+/// The order within each parent. The outer query must repeat it: sorting by parent alone
+/// does not keep the order the lateral subquery produced.
+fn nested_order(alias: &str, page: &NestedPage) -> String {
+    let dir = if page.descending { "DESC" } else { "ASC" };
+    format!("{alias}.position {dir}, {alias}.id {dir}")
 }
 
 /// Adds `AND (position, id) > (..)` for a nested cursor and the LIMIT.
@@ -149,7 +154,8 @@ pub async fn images_for(
          WHERE im.product_id = parent.pid",
     );
     nested_keyset(&mut q, "im", page);
-    q.push(") AS i ORDER BY i.product_id");
+    q.push(") AS i ORDER BY i.product_id, ");
+    q.push(&nested_order("i", page));
     q.into_query().load(conn).await
 }
 
@@ -168,24 +174,23 @@ pub async fn summaries_for(
     currency: &str,
     shop_currency: &str,
 ) -> QueryResult<Vec<ProductSummary>> {
-    let sql = format!(
+    let mut q = DynSql::new("");
+    let ids = q.add(Bind::BigIntArray(product_ids.to_vec()));
+    let cur = q.add(Bind::Text(currency.to_string()));
+    let shop = q.add(Bind::Text(shop_currency.to_string()));
+    q.push(&format!(
         "SELECT v.product_id, \
                 min(v.currency) AS currency, \
                 min(v.price_minor)::int8 AS min_price_minor, max(v.price_minor)::int8 AS max_price_minor, \
                 min(v.compare_at_minor)::int8 AS min_compare_at_minor, max(v.compare_at_minor)::int8 AS max_compare_at_minor, \
                 bool_or(v.inventory_policy = 'CONTINUE' OR v.quantity_available > 0) AS available_for_sale, \
                 sum(GREATEST(v.quantity_available, 0))::int8 AS total_inventory \
-         FROM (SELECT {} FROM product_variants v {} WHERE v.product_id = ANY($1)) v \
+         FROM (SELECT {} FROM product_variants v {} WHERE v.product_id = ANY({ids})) v \
          GROUP BY v.product_id",
-        variant_columns("$2", "$3"),
-        variant_price_joins("$2", "$3")
-    );
-    diesel::sql_query(sql)
-        .bind::<Array<BigInt>, _>(product_ids)
-        .bind::<Text, _>(currency)
-        .bind::<Text, _>(shop_currency)
-        .load(conn)
-        .await
+        variant_columns(&cur, &shop),
+        variant_price_joins(&cur, &shop)
+    ));
+    q.into_query().load(conn).await
 }
 
 pub async fn collections_by_ids(
@@ -229,9 +234,8 @@ pub async fn recommendations(
                   p.total_sales DESC, p.id \
          LIMIT $2"
     );
-    diesel::sql_query(sql)
-        .bind::<BigInt, _>(product_id)
-        .bind::<BigInt, _>(limit)
-        .load(conn)
-        .await
+    let mut q = DynSql::new(&sql);
+    q.add(Bind::BigInt(product_id));
+    q.add(Bind::BigInt(limit));
+    q.into_query().load(conn).await
 }

@@ -1,29 +1,9 @@
-//! Writes products into the catalog: the importer's upsert-by-handle-and-SKU, and the
-//! derived columns every writer must keep right.
+//! Writes products into the catalog: the importer's upsert by handle and SKU. Price
+//! bounds on `products` follow from the database's triggers, whoever writes.
 
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Int4, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-
-/// Recomputes `products.min_price_minor`/`max_price_minor` (shop currency) for `ids`.
-/// Every writer of variants or prices calls this in the same transaction.
-pub async fn refresh_price_bounds(
-    conn: &mut AsyncPgConnection,
-    product_ids: &[i64],
-    shop_currency: &str,
-) -> QueryResult<usize> {
-    diesel::sql_query(
-        "UPDATE products p SET min_price_minor = x.lo, max_price_minor = x.hi \
-         FROM (SELECT v.product_id, min(vp.amount_minor) AS lo, max(vp.amount_minor) AS hi \
-               FROM product_variants v JOIN variant_prices vp ON vp.variant_id = v.id AND vp.currency = $2 \
-               WHERE v.product_id = ANY($1) GROUP BY v.product_id) x \
-         WHERE p.id = x.product_id AND (p.min_price_minor, p.max_price_minor) IS DISTINCT FROM (x.lo, x.hi)",
-    )
-    .bind::<Array<BigInt>, _>(product_ids)
-    .bind::<Text, _>(shop_currency)
-    .execute(conn)
-    .await
-}
 
 /// A product as an import source describes it.
 #[derive(Debug, Clone, Default)]
@@ -306,7 +286,6 @@ pub async fn upsert_product(
                 .await?;
             }
         }
-        refresh_price_bounds(conn, &[product.id], shop_currency).await?;
         Ok(counts)
     })
     .await

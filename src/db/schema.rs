@@ -81,7 +81,7 @@ diesel::table! {
 diesel::table! {
     variant_prices (variant_id, currency) {
         variant_id -> Int8,
-        currency -> Bpchar,
+        currency -> Text,
         amount_minor -> Int8,
         compare_at_minor -> Nullable<Int8>,
     }
@@ -172,8 +172,8 @@ diesel::table! {
     carts (id) {
         id -> Int8,
         token -> Text,
-        currency -> Bpchar,
-        country -> Nullable<Bpchar>,
+        currency -> Text,
+        country -> Nullable<Text>,
         note -> Nullable<Text>,
         completed_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,

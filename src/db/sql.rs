@@ -1,11 +1,18 @@
-//! A small builder for the few statements whose shape depends on the request (listings
-//! with optional filters, sort keys and keyset cursors). Everything else uses diesel's
-//! query builder. Values always travel as bind parameters; only fixed fragments chosen by
-//! the code are spliced into the text.
+//! A small builder for the statements diesel's query builder cannot express (listings
+//! with optional filters and keyset cursors, `LATERAL` "first N per parent" reads).
+//! Values always travel as bind parameters; only fixed fragments chosen by the code are
+//! spliced into the text.
+//!
+//! Unlike diesel's `sql_query`, whose statements are prepared and planned anew on every
+//! execution, a [`DynSql`] is a prepared statement cached per connection by its text. The
+//! hot read paths therefore skip planning and a round trip. Statements whose text depends
+//! on client input (search expressions) opt out with [`DynSql::uncached`], so clients
+//! cannot fill the cache with shapes of their own.
 
+use diesel::QueryResult;
 use diesel::pg::Pg;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{Array, BigInt, Bool, Double, Int4, Text};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{Array, BigInt, Bool, Double, Int4, Text, Untyped};
 
 #[derive(Debug, Clone)]
 pub enum Bind {
@@ -22,6 +29,8 @@ pub enum Bind {
 pub struct DynSql {
     sql: String,
     binds: Vec<Bind>,
+    /// Do not keep a prepared statement for this text.
+    uncached: bool,
 }
 
 impl DynSql {
@@ -29,7 +38,14 @@ impl DynSql {
         Self {
             sql: sql.to_string(),
             binds: Vec::new(),
+            uncached: false,
         }
+    }
+
+    /// Marks the statement as shaped by client input: it is not kept prepared.
+    pub fn uncached(&mut self) -> &mut Self {
+        self.uncached = true;
+        self
     }
 
     /// Appends fixed SQL text.
@@ -57,19 +73,40 @@ impl DynSql {
         &self.sql
     }
 
-    pub fn into_query(self) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
-        let mut query = diesel::sql_query(self.sql).into_boxed::<Pg>();
-        for bind in self.binds {
-            query = match bind {
-                Bind::Text(v) => query.bind::<Text, _>(v),
-                Bind::TextArray(v) => query.bind::<Array<Text>, _>(v),
-                Bind::BigInt(v) => query.bind::<BigInt, _>(v),
-                Bind::BigIntArray(v) => query.bind::<Array<BigInt>, _>(v),
-                Bind::Int(v) => query.bind::<Int4, _>(v),
-                Bind::Float(v) => query.bind::<Double, _>(v),
-                Bind::Bool(v) => query.bind::<Bool, _>(v),
-            };
-        }
-        query
+    /// The executable statement (load it with diesel-async's `RunQueryDsl`).
+    pub fn into_query(self) -> Self {
+        self
     }
+}
+
+impl QueryFragment<Pg> for DynSql {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        if self.uncached {
+            out.unsafe_to_cache_prepared();
+        }
+        // The placeholders are already in the text: register the values only.
+        out.push_sql(&self.sql);
+        for bind in &self.binds {
+            match bind {
+                Bind::Text(v) => out.push_bind_param_value_only::<Text, _>(v)?,
+                Bind::TextArray(v) => out.push_bind_param_value_only::<Array<Text>, _>(v)?,
+                Bind::BigInt(v) => out.push_bind_param_value_only::<BigInt, _>(v)?,
+                Bind::BigIntArray(v) => out.push_bind_param_value_only::<Array<BigInt>, _>(v)?,
+                Bind::Int(v) => out.push_bind_param_value_only::<Int4, _>(v)?,
+                Bind::Float(v) => out.push_bind_param_value_only::<Double, _>(v)?,
+                Bind::Bool(v) => out.push_bind_param_value_only::<Bool, _>(v)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// No static id: the cache key is the statement's text and bind types.
+impl QueryId for DynSql {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for DynSql {
+    type SqlType = Untyped;
 }

@@ -126,6 +126,14 @@ impl<F: Future> Future for Gated<F> {
     }
 }
 
+impl<F> Drop for Gated<F> {
+    /// A request dropped half-way (timeout, client gone) must not strand its batches.
+    fn drop(&mut self) {
+        self.gate.polling.store(false, Ordering::Release);
+        self.gate.idle.notify_waiters();
+    }
+}
+
 /// Builds the data a request's resolvers read: the scope, the loaders and the gate that
 /// the request's execution must be wrapped in (see [`Gated`]).
 pub fn request_data(

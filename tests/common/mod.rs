@@ -83,7 +83,7 @@ impl TestDb {
             .n
     }
 
-    pub async fn execute(&self, sql: &str) {
+    pub async fn run_sql(&self, sql: &str) {
         let mut conn = self.conn().await;
         diesel::sql_query(sql).execute(&mut conn).await.expect(sql);
     }

@@ -221,7 +221,16 @@ impl ProductNode {
 
     /// The price range of the product's variants.
     async fn price_range(&self, ctx: &Context<'_>) -> Result<ProductPriceRange> {
-        let currency = scope_from(ctx).currency(app_from(ctx)).to_string();
+        let app = app_from(ctx);
+        let currency = scope_from(ctx).currency(app).to_string();
+        // In the shop currency the bounds are columns of the product row itself (kept by
+        // the database's triggers): no statement needed.
+        if currency == app.config.shop_currency {
+            return Ok(ProductPriceRange {
+                min_variant_price: MoneyV2::new(self.0.min_price_minor, &currency),
+                max_variant_price: MoneyV2::new(self.0.max_price_minor, &currency),
+            });
+        }
         Ok(match self.summary(ctx).await? {
             Some(s) => ProductPriceRange {
                 min_variant_price: MoneyV2::new(s.min_price_minor, &s.currency),
