@@ -32,22 +32,65 @@ pub fn sdl() -> String {
     builder().finish().sdl()
 }
 
+/// The storefront schema and the admission step every request passes before it.
+#[derive(Clone)]
+pub struct Storefront {
+    pub schema: StorefrontSchema,
+    pub limits: Arc<limits::Limits>,
+}
+
 /// Builds the storefront schema with the app's limits.
-pub fn build_schema(app: Arc<App>) -> anyhow::Result<StorefrontSchema> {
+pub fn build(app: Arc<App>) -> anyhow::Result<Storefront> {
     let types = Arc::new(limits::TypeIndex::from_sdl(&sdl())?);
+    let limits = Arc::new(limits::Limits {
+        limits: app.config.limits.clone(),
+        types,
+    });
     let mut b = builder()
-        .extension(limits::Limits {
-            limits: app.config.limits.clone(),
-            types,
-            query_stats: app.config.query_stats,
-        })
         // The document parser's own guard against pathological nesting.
         .limit_recursive_depth(64)
         .data(app.clone());
     if !app.config.introspection {
         b = b.disable_introspection();
     }
-    Ok(b.finish())
+    Ok(Storefront {
+        schema: b.finish(),
+        limits,
+    })
+}
+
+/// Runs one storefront request: admission (limits, cost, route, `@inContext`), then
+/// execution with the request's loaders, then the cost report.
+///
+/// `read_only` (GET requests) refuses mutations with the code `METHOD_NOT_ALLOWED`.
+pub async fn execute(
+    app: &Arc<App>,
+    storefront: &Storefront,
+    mut request: async_graphql::Request,
+    read_only: bool,
+) -> async_graphql::Response {
+    let (scope, loader, gate) = scope::request_data(app);
+    let (admitted, mut response) = match storefront.limits.admit(&mut request, &scope) {
+        Err(error) => (None, async_graphql::Response::from_errors(vec![error])),
+        Ok(admitted) if admitted.mutation && read_only => {
+            let error = errors::coded("METHOD_NOT_ALLOWED", "Mutations must be sent with POST.");
+            (
+                None,
+                async_graphql::Response::from_errors(vec![
+                    error.into_server_error(async_graphql::Pos::default()),
+                ]),
+            )
+        }
+        Ok(admitted) => {
+            let request = request.data(scope.clone()).data(loader);
+            let response =
+                scope::Gated::new(Schema::execute(&storefront.schema, request), gate).await;
+            (Some(admitted), response)
+        }
+    };
+    let statements = app.config.query_stats.then(|| scope.statements.get());
+    limits::report(&mut response, admitted, statements);
+    response
 }
 
 pub fn app_from<'a>(ctx: &Context<'a>) -> &'a Arc<App> {

@@ -19,22 +19,22 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::app::App;
-use crate::graphql::{StorefrontSchema, build_schema, scope};
+use crate::graphql::{self, Storefront};
 
 #[derive(Clone)]
 pub struct HttpState {
     app: Arc<App>,
-    schema: StorefrontSchema,
+    storefront: Storefront,
     /// Set on SIGTERM: `/readyz` fails so load balancers stop sending traffic.
     draining: Arc<AtomicBool>,
 }
 
 pub fn router(app: Arc<App>) -> anyhow::Result<(Router, Arc<AtomicBool>)> {
-    let schema = build_schema(app.clone())?;
+    let storefront = graphql::build(app.clone())?;
     let draining = Arc::new(AtomicBool::new(false));
     let state = HttpState {
         app: app.clone(),
-        schema,
+        storefront,
         draining: draining.clone(),
     };
     let graphql_routes = get(graphql_get).post(graphql_post);
@@ -139,18 +139,18 @@ async fn execute(state: HttpState, request: Request) -> Response {
                 );
             }
         };
-    if is_get && parsed.query.trim_start().starts_with("mutation") {
-        return request_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "BAD_REQUEST",
-            "Mutations must be sent with POST.".into(),
-        );
+    let response = graphql::execute(&state.app, &state.storefront, parsed, is_get).await;
+    let refused = response
+        .errors
+        .first()
+        .and_then(|e| e.extensions.as_ref())
+        .and_then(|x| x.get("code"))
+        == Some(&async_graphql::Value::from("METHOD_NOT_ALLOWED"));
+    let mut http = GraphQLResponse::from(response).into_response();
+    if refused {
+        *http.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     }
-    let (scope, loader, gate) = scope::request_data(&state.app);
-    let request = parsed.data(scope).data(loader);
-    let response =
-        scope::Gated::new(async_graphql::Schema::execute(&state.schema, request), gate).await;
-    GraphQLResponse::from(response).into_response()
+    http
 }
 
 async fn readyz(State(state): State<HttpState>) -> Response {

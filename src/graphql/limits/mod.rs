@@ -1,8 +1,11 @@
 //! Limits every document must pass before it runs, the cost it is charged, and the
 //! per-request decisions taken from the document (`@inContext`, primary or replica).
 //!
-//! All checks run in the `parse_query` hook, before validation and execution, so an
-//! abusive document costs a parse and a walk, never a database round trip. Each limit
+//! All checks run in [`Limits::admit`], before validation and execution, so an abusive
+//! document costs a parse and a walk, never a database round trip. This is deliberately
+//! not an async-graphql extension: with any extension registered, every field's resolver
+//! goes through the extension chain (a boxed future per field), which cost about a tenth
+//! of the gateway's CPU on a product grid. Each limit
 //! fails with its own `extensions.code`: `MAX_TOKENS_EXCEEDED`, `MAX_DEPTH_EXCEEDED`,
 //! `MAX_ALIASES_EXCEEDED`, `MAX_ROOT_FIELDS_EXCEEDED`, `MAX_COST_EXCEEDED`,
 //! `FRAGMENT_CYCLE`.
@@ -13,12 +16,8 @@
 //! Both are reported in `extensions.cost` on every response.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
-    NextRequest,
-};
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
 };
@@ -44,37 +43,18 @@ fn limit_error(code: &str, message: String) -> ServerError {
     e
 }
 
-/// What the limits hook learnt about the request, reported after execution.
-#[derive(Default)]
-struct Measured {
-    operation_name: Option<String>,
-    requested_cost: Option<u64>,
-    /// Captured when the document is parsed: the `request` hook cannot see request data.
-    scope: Option<Arc<RequestScope>>,
-}
-
+/// The admission step: limits, cost and per-request decisions, shared by all requests.
 pub struct Limits {
     pub limits: QueryLimits,
     pub types: Arc<TypeIndex>,
-    pub query_stats: bool,
 }
 
-impl ExtensionFactory for Limits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(LimitsExtension {
-            limits: self.limits.clone(),
-            types: self.types.clone(),
-            query_stats: self.query_stats,
-            measured: Mutex::new(Measured::default()),
-        })
-    }
-}
-
-struct LimitsExtension {
-    limits: QueryLimits,
-    types: Arc<TypeIndex>,
-    query_stats: bool,
-    measured: Mutex<Measured>,
+/// What admission measured, reported on the response.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Admitted {
+    pub requested_cost: u64,
+    /// The selected operation is a mutation.
+    pub mutation: bool,
 }
 
 fn pick_operation<'d>(
@@ -91,18 +71,43 @@ fn pick_operation<'d>(
     }
 }
 
-impl LimitsExtension {
+impl Limits {
+    /// Parses the request's document (async-graphql reuses the parse), applies every limit,
+    /// and records the route and `@inContext` on `scope`.
+    pub fn admit(&self, request: &mut Request, scope: &RequestScope) -> ServerResult<Admitted> {
+        let tokens = count_tokens(&request.query);
+        if tokens > self.limits.max_tokens {
+            return Err(limit_error(
+                "MAX_TOKENS_EXCEEDED",
+                format!(
+                    "The document has {tokens} tokens; the limit (MAX_QUERY_TOKENS) is {}.",
+                    self.limits.max_tokens
+                ),
+            ));
+        }
+        let query = request.query.clone();
+        let operation_name = request.operation_name.clone();
+        let variables = request.variables.clone();
+        let doc = match request.parsed_query() {
+            Ok(doc) => doc,
+            Err(e) => return Err(self.classify_parse_error(e, &query)),
+        };
+        let requested_cost = self.check(doc, &variables, operation_name.as_deref(), Some(scope))?;
+        let mutation = pick_operation(doc, operation_name.as_deref())
+            .is_some_and(|op| op.ty == OperationType::Mutation);
+        Ok(Admitted {
+            requested_cost,
+            mutation,
+        })
+    }
+
     fn check(
         &self,
         doc: &ExecutableDocument,
         variables: &Variables,
+        name: Option<&str>,
         scope: Option<&RequestScope>,
     ) -> ServerResult<u64> {
-        let name = self
-            .measured
-            .lock()
-            .ok()
-            .and_then(|m| m.operation_name.clone());
         let aliases: usize = match &doc.operations {
             DocumentOperations::Single(op) => count_aliases(&op.node.selection_set.node),
             DocumentOperations::Multiple(ops) => ops
@@ -124,7 +129,7 @@ impl LimitsExtension {
             ));
         }
         // An unknown operation name is reported by validation; nothing to price here.
-        let Some(op) = pick_operation(doc, name.as_deref()) else {
+        let Some(op) = pick_operation(doc, name) else {
             return Ok(0);
         };
         let mut walker = Walker {
@@ -270,95 +275,26 @@ impl LimitsExtension {
     }
 }
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for LimitsExtension {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let _ = self.query_stats;
-        let mut response = next.run(ctx).await;
-        let requested = self.measured.lock().ok().and_then(|m| m.requested_cost);
-        let actual = if response.errors.is_empty() || !matches!(response.data, Value::Null) {
-            actual_cost(&response.data)
-        } else {
-            0
-        };
-        let mut cost = async_graphql::indexmap::IndexMap::new();
-        cost.insert(
-            Name::new("requestedQueryCost"),
-            Value::from(requested.unwrap_or(0)),
-        );
-        cost.insert(
-            Name::new("actualQueryCost"),
-            Value::from(if requested.is_some() { actual } else { 0 }),
-        );
+/// Adds `extensions.cost` (and, with `QUERY_STATS`, `extensions.stats`) to a response.
+pub fn report(response: &mut Response, admitted: Option<Admitted>, statements: Option<u64>) {
+    let actual = match admitted {
+        Some(_) => actual_cost(&response.data),
+        None => 0,
+    };
+    let mut cost = async_graphql::indexmap::IndexMap::new();
+    cost.insert(
+        Name::new("requestedQueryCost"),
+        Value::from(admitted.map(|a| a.requested_cost).unwrap_or(0)),
+    );
+    cost.insert(Name::new("actualQueryCost"), Value::from(actual));
+    response
+        .extensions
+        .insert("cost".into(), Value::Object(cost));
+    if let Some(n) = statements {
+        let mut stats = async_graphql::indexmap::IndexMap::new();
+        stats.insert(Name::new("sqlStatements"), Value::from(n));
         response
             .extensions
-            .insert("cost".into(), Value::Object(cost));
-        let scope = self.measured.lock().ok().and_then(|m| m.scope.clone());
-        if self.query_stats
-            && let Some(scope) = scope
-        {
-            let mut stats = async_graphql::indexmap::IndexMap::new();
-            stats.insert(
-                Name::new("sqlStatements"),
-                Value::from(scope.statements.get()),
-            );
-            response
-                .extensions
-                .insert("stats".into(), Value::Object(stats));
-        }
-        response
-    }
-
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        if let Ok(mut m) = self.measured.lock() {
-            m.operation_name = request.operation_name.clone();
-        }
-        let tokens = count_tokens(&request.query);
-        if tokens > self.limits.max_tokens {
-            return Err(limit_error(
-                "MAX_TOKENS_EXCEEDED",
-                format!(
-                    "The document has {tokens} tokens; the limit (MAX_QUERY_TOKENS) is {}.",
-                    self.limits.max_tokens
-                ),
-            ));
-        }
-        next.run(ctx, request).await
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = match next.run(ctx, query, variables).await {
-            Ok(doc) => doc,
-            Err(e) => return Err(self.classify_parse_error(e, query)),
-        };
-        let scope = ctx.data_opt::<Arc<RequestScope>>().cloned();
-        if let Ok(mut m) = self.measured.lock() {
-            m.scope = scope.clone();
-        }
-        let cost = self.check(&doc, variables, scope.as_deref())?;
-        if let Ok(mut m) = self.measured.lock() {
-            m.requested_cost = Some(cost);
-        }
-        Ok(doc)
-    }
-
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        next.run(ctx, operation_name).await
+            .insert("stats".into(), Value::Object(stats));
     }
 }
