@@ -41,6 +41,11 @@ impl CatalogLoader {
     }
 }
 
+/// Loader values are shared, not copied, by every resolver that reads them.
+fn shared<K: Eq + Hash, V>(map: HashMap<K, V>) -> HashMap<K, Arc<V>> {
+    map.into_iter().map(|(k, v)| (k, Arc::new(v))).collect()
+}
+
 /// Groups keys by their parameters, so each parameter set costs one statement.
 fn group_by<K, P: Hash + Eq + Clone>(keys: &[K], param: impl Fn(&K) -> P) -> HashMap<P, Vec<&K>> {
     let mut groups: HashMap<P, Vec<&K>> = HashMap::new();
@@ -103,10 +108,10 @@ pub struct PageHandle(pub String);
 pub struct PageId(pub i64);
 
 impl Loader<ProductId> for CatalogLoader {
-    type Value = Product;
+    type Value = Arc<Product>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[ProductId]) -> Result<HashMap<ProductId, Product>, LoadError> {
+    async fn load(&self, keys: &[ProductId]) -> Result<HashMap<ProductId, Self::Value>, LoadError> {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
         let rows = self
             .read(move |conn| {
@@ -114,18 +119,21 @@ impl Loader<ProductId> for CatalogLoader {
                 Box::pin(async move { store::products_by_ids(conn, &ids).await })
             })
             .await?;
-        Ok(rows.into_iter().map(|p| (ProductId(p.id), p)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|p| (ProductId(p.id), Arc::new(p)))
+            .collect())
     }
 }
 
 impl Loader<ProductHandle> for CatalogLoader {
-    type Value = Product;
+    type Value = Arc<Product>;
     type Error = LoadError;
 
     async fn load(
         &self,
         keys: &[ProductHandle],
-    ) -> Result<HashMap<ProductHandle, Product>, LoadError> {
+    ) -> Result<HashMap<ProductHandle, Self::Value>, LoadError> {
         let handles: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let rows = self
             .read(move |conn| {
@@ -135,19 +143,16 @@ impl Loader<ProductHandle> for CatalogLoader {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|p| (ProductHandle(p.handle.clone()), p))
+            .map(|p| (ProductHandle(p.handle.clone()), Arc::new(p)))
             .collect())
     }
 }
 
 impl Loader<OptionsOf> for CatalogLoader {
-    type Value = Vec<ProductOption>;
+    type Value = Arc<Vec<ProductOption>>;
     type Error = LoadError;
 
-    async fn load(
-        &self,
-        keys: &[OptionsOf],
-    ) -> Result<HashMap<OptionsOf, Vec<ProductOption>>, LoadError> {
+    async fn load(&self, keys: &[OptionsOf]) -> Result<HashMap<OptionsOf, Self::Value>, LoadError> {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
         let rows = self
             .read(move |conn| {
@@ -160,18 +165,18 @@ impl Loader<OptionsOf> for CatalogLoader {
         for row in rows {
             out.entry(OptionsOf(row.product_id)).or_default().push(row);
         }
-        Ok(out)
+        Ok(shared(out))
     }
 }
 
 impl Loader<VariantsOf> for CatalogLoader {
-    type Value = Vec<Variant>;
+    type Value = Arc<Vec<Arc<Variant>>>;
     type Error = LoadError;
 
     async fn load(
         &self,
         keys: &[VariantsOf],
-    ) -> Result<HashMap<VariantsOf, Vec<Variant>>, LoadError> {
+    ) -> Result<HashMap<VariantsOf, Self::Value>, LoadError> {
         let shop = self.app.config.shop_currency.clone();
         let mut out: HashMap<VariantsOf, Vec<Variant>> = HashMap::new();
         for ((page, currency), group) in group_by(keys, |k| (k.page.clone(), k.currency.clone())) {
@@ -195,15 +200,18 @@ impl Loader<VariantsOf> for CatalogLoader {
                 out.entry(key).or_default().push(row);
             }
         }
-        Ok(out)
+        Ok(out
+            .into_iter()
+            .map(|(k, rows)| (k, Arc::new(rows.into_iter().map(Arc::new).collect())))
+            .collect())
     }
 }
 
 impl Loader<ImagesOf> for CatalogLoader {
-    type Value = Vec<Image>;
+    type Value = Arc<Vec<Image>>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[ImagesOf]) -> Result<HashMap<ImagesOf, Vec<Image>>, LoadError> {
+    async fn load(&self, keys: &[ImagesOf]) -> Result<HashMap<ImagesOf, Self::Value>, LoadError> {
         let mut out: HashMap<ImagesOf, Vec<Image>> = HashMap::new();
         for (page, group) in group_by(keys, |k| k.page.clone()) {
             let ids: Vec<i64> = group.iter().map(|k| k.product_id).collect();
@@ -226,18 +234,15 @@ impl Loader<ImagesOf> for CatalogLoader {
                 .push(row);
             }
         }
-        Ok(out)
+        Ok(shared(out))
     }
 }
 
 impl Loader<SummaryOf> for CatalogLoader {
-    type Value = ProductSummary;
+    type Value = Arc<ProductSummary>;
     type Error = LoadError;
 
-    async fn load(
-        &self,
-        keys: &[SummaryOf],
-    ) -> Result<HashMap<SummaryOf, ProductSummary>, LoadError> {
+    async fn load(&self, keys: &[SummaryOf]) -> Result<HashMap<SummaryOf, Self::Value>, LoadError> {
         let shop = self.app.config.shop_currency.clone();
         let mut out = HashMap::new();
         for (currency, group) in group_by(keys, |k| k.currency.clone()) {
@@ -259,15 +264,15 @@ impl Loader<SummaryOf> for CatalogLoader {
                 );
             }
         }
-        Ok(out)
+        Ok(shared(out))
     }
 }
 
 impl Loader<VariantId> for CatalogLoader {
-    type Value = Variant;
+    type Value = Arc<Variant>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[VariantId]) -> Result<HashMap<VariantId, Variant>, LoadError> {
+    async fn load(&self, keys: &[VariantId]) -> Result<HashMap<VariantId, Self::Value>, LoadError> {
         let shop = self.app.config.shop_currency.clone();
         let mut out = HashMap::new();
         for (currency, group) in group_by(keys, |k| k.currency.clone()) {
@@ -289,15 +294,15 @@ impl Loader<VariantId> for CatalogLoader {
                 );
             }
         }
-        Ok(out)
+        Ok(shared(out))
     }
 }
 
 impl Loader<ImageId> for CatalogLoader {
-    type Value = Image;
+    type Value = Arc<Image>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[ImageId]) -> Result<HashMap<ImageId, Image>, LoadError> {
+    async fn load(&self, keys: &[ImageId]) -> Result<HashMap<ImageId, Self::Value>, LoadError> {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
         let rows = self
             .read(move |conn| {
@@ -305,18 +310,21 @@ impl Loader<ImageId> for CatalogLoader {
                 Box::pin(async move { store::images_by_ids(conn, &ids).await })
             })
             .await?;
-        Ok(rows.into_iter().map(|i| (ImageId(i.id), i)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|i| (ImageId(i.id), Arc::new(i)))
+            .collect())
     }
 }
 
 impl Loader<CollectionId> for CatalogLoader {
-    type Value = Collection;
+    type Value = Arc<Collection>;
     type Error = LoadError;
 
     async fn load(
         &self,
         keys: &[CollectionId],
-    ) -> Result<HashMap<CollectionId, Collection>, LoadError> {
+    ) -> Result<HashMap<CollectionId, Self::Value>, LoadError> {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
         let rows = self
             .read(move |conn| {
@@ -324,18 +332,21 @@ impl Loader<CollectionId> for CatalogLoader {
                 Box::pin(async move { store::collections_by_ids(conn, &ids).await })
             })
             .await?;
-        Ok(rows.into_iter().map(|c| (CollectionId(c.id), c)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|c| (CollectionId(c.id), Arc::new(c)))
+            .collect())
     }
 }
 
 impl Loader<CollectionHandle> for CatalogLoader {
-    type Value = Collection;
+    type Value = Arc<Collection>;
     type Error = LoadError;
 
     async fn load(
         &self,
         keys: &[CollectionHandle],
-    ) -> Result<HashMap<CollectionHandle, Collection>, LoadError> {
+    ) -> Result<HashMap<CollectionHandle, Self::Value>, LoadError> {
         let handles: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let rows = self
             .read(move |conn| {
@@ -345,16 +356,19 @@ impl Loader<CollectionHandle> for CatalogLoader {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|c| (CollectionHandle(c.handle.clone()), c))
+            .map(|c| (CollectionHandle(c.handle.clone()), Arc::new(c)))
             .collect())
     }
 }
 
 impl Loader<MenuHandle> for CatalogLoader {
-    type Value = Menu;
+    type Value = Arc<Menu>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[MenuHandle]) -> Result<HashMap<MenuHandle, Menu>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[MenuHandle],
+    ) -> Result<HashMap<MenuHandle, Self::Value>, LoadError> {
         let handles: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let rows = self
             .read(move |conn| {
@@ -364,16 +378,19 @@ impl Loader<MenuHandle> for CatalogLoader {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|m| (MenuHandle(m.menu.handle.clone()), m))
+            .map(|m| (MenuHandle(m.menu.handle.clone()), Arc::new(m)))
             .collect())
     }
 }
 
 impl Loader<PageHandle> for CatalogLoader {
-    type Value = Page;
+    type Value = Arc<Page>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[PageHandle]) -> Result<HashMap<PageHandle, Page>, LoadError> {
+    async fn load(
+        &self,
+        keys: &[PageHandle],
+    ) -> Result<HashMap<PageHandle, Self::Value>, LoadError> {
         let handles: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let rows = self
             .read(move |conn| {
@@ -383,16 +400,16 @@ impl Loader<PageHandle> for CatalogLoader {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|p| (PageHandle(p.handle.clone()), p))
+            .map(|p| (PageHandle(p.handle.clone()), Arc::new(p)))
             .collect())
     }
 }
 
 impl Loader<PageId> for CatalogLoader {
-    type Value = Page;
+    type Value = Arc<Page>;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[PageId]) -> Result<HashMap<PageId, Page>, LoadError> {
+    async fn load(&self, keys: &[PageId]) -> Result<HashMap<PageId, Self::Value>, LoadError> {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
         let rows = self
             .read(move |conn| {
@@ -400,6 +417,9 @@ impl Loader<PageId> for CatalogLoader {
                 Box::pin(async move { content::pages_by_ids(conn, &ids).await })
             })
             .await?;
-        Ok(rows.into_iter().map(|p| (PageId(p.id), p)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|p| (PageId(p.id), Arc::new(p)))
+            .collect())
     }
 }

@@ -69,9 +69,7 @@ async fn product_by_id(ctx: &Context<'_>, id: i64) -> Result<Option<ProductNode>
         .load_one(ProductId(id))
         .await
         .map_err(|e| from_db(&e))?;
-    Ok(product
-        .filter(|p| p.is_published())
-        .map(|p| ProductNode(Arc::new(p))))
+    Ok(product.filter(|p| p.is_published()).map(ProductNode))
 }
 
 async fn node_by_id(ctx: &Context<'_>, id: &ID) -> Result<Option<Node>> {
@@ -99,7 +97,7 @@ async fn node_by_id(ctx: &Context<'_>, id: &ID) -> Result<Option<Node>> {
                 .map_err(|e| from_db(&e))?;
             match variant {
                 Some(v) if product_by_id(ctx, v.product_id).await?.is_some() => {
-                    Some(Node::ProductVariant(VariantNode(Arc::new(v))))
+                    Some(Node::ProductVariant(VariantNode(v)))
                 }
                 _ => None,
             }
@@ -109,12 +107,12 @@ async fn node_by_id(ctx: &Context<'_>, id: &ID) -> Result<Option<Node>> {
             .await
             .map_err(|e| from_db(&e))?
             .filter(|c| c.published)
-            .map(|c| Node::Collection(CollectionNode(Arc::new(c)))),
+            .map(|c| Node::Collection(CollectionNode(c))),
         "Page" => loader
             .load_one(PageId(numeric()?))
             .await
             .map_err(|e| from_db(&e))?
-            .map(|p| Node::Page(PageNode(Arc::new(p)))),
+            .map(|p| Node::Page(PageNode(p))),
         other => {
             return Err(bad_input(format!(
                 "objects of type {other} cannot be fetched by node"
@@ -139,9 +137,7 @@ impl QueryRoot {
                     .load_one(ProductHandle(handle))
                     .await
                     .map_err(|e| from_db(&e))?;
-                Ok(product
-                    .filter(|p| p.is_published())
-                    .map(|p| ProductNode(Arc::new(p))))
+                Ok(product.filter(|p| p.is_published()).map(ProductNode))
             }
             _ => Err(bad_input("provide exactly one of id or handle")),
         }
@@ -229,9 +225,7 @@ impl QueryRoot {
             _ => return Err(bad_input("provide exactly one of id or handle")),
         }
         .map_err(|e| from_db(&e))?;
-        Ok(found
-            .filter(|c| c.published)
-            .map(|c| CollectionNode(Arc::new(c))))
+        Ok(found.filter(|c| c.published).map(CollectionNode))
     }
 
     /// Fetch a collection by its handle (deprecated in Shopify, kept for older clients).
@@ -284,7 +278,7 @@ impl QueryRoot {
             .load_one(MenuHandle(handle))
             .await
             .map_err(|e| from_db(&e))?
-            .map(|m| MenuNode(Arc::new(m))))
+            .map(MenuNode))
     }
 
     /// Fetch a page by its ID or handle.
@@ -301,7 +295,7 @@ impl QueryRoot {
             _ => return Err(bad_input("provide exactly one of id or handle")),
         }
         .map_err(|e| from_db(&e))?;
-        Ok(found.map(|p| PageNode(Arc::new(p))))
+        Ok(found.map(PageNode))
     }
 
     /// Fetch a page by its handle (deprecated in Shopify, kept for older clients).

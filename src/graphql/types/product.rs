@@ -96,7 +96,7 @@ impl ProductNode {
     async fn summary(
         &self,
         ctx: &Context<'_>,
-    ) -> Result<Option<crate::catalog::models::ProductSummary>> {
+    ) -> Result<Option<Arc<crate::catalog::models::ProductSummary>>> {
         let currency = scope_from(ctx).currency(app_from(ctx)).to_string();
         loader_from(ctx)
             .load_one(SummaryOf {
@@ -107,7 +107,7 @@ impl ProductNode {
             .map_err(|e| from_db(&e))
     }
 
-    async fn first_variants(&self, ctx: &Context<'_>, n: i32) -> Result<Vec<Variant>> {
+    async fn first_variants(&self, ctx: &Context<'_>, n: i32) -> Result<Arc<Vec<Arc<Variant>>>> {
         let (_, nested) = nested_page(
             ctx,
             PageArgs {
@@ -273,8 +273,9 @@ impl ProductNode {
             .unwrap_or_default();
         let take = first.map(|n| n.max(0) as usize).unwrap_or(usize::MAX);
         Ok(options
-            .into_iter()
+            .iter()
             .take(take)
+            .cloned()
             .map(ProductOptionNode)
             .collect())
     }
@@ -310,14 +311,14 @@ impl ProductNode {
             .await
             .map_err(|e| from_db(&e))?
             .unwrap_or_default();
-        let page = PageOf::from_probe(rows, &page);
+        let page = PageOf::from_probe(rows.to_vec(), &page);
         Ok(ProductVariantConnection::new(
             page.rows
                 .into_iter()
                 .map(|v| {
                     (
                         Cursor::new(NestedPage::SORT, json!(v.position), v.id),
-                        VariantNode(Arc::new(v)),
+                        VariantNode(v),
                     )
                 })
                 .collect(),
@@ -340,7 +341,7 @@ impl ProductNode {
         let max = app_from(ctx).config.limits.max_page_size as i32;
         let variants = self.first_variants(ctx, max).await?;
         Ok(variants
-            .into_iter()
+            .iter()
             .find(|v| {
                 let values = v.option_values();
                 selected_options.iter().all(|sel| {
@@ -351,7 +352,8 @@ impl ProductNode {
                         == Some(sel.value.as_str())
                 })
             })
-            .map(|v| VariantNode(Arc::new(v))))
+            .cloned()
+            .map(VariantNode))
     }
 
     /// The product's images, in the merchant's order.
@@ -383,14 +385,14 @@ impl ProductNode {
             .await
             .map_err(|e| from_db(&e))?
             .unwrap_or_default();
-        let page = PageOf::from_probe(rows, &page);
+        let page = PageOf::from_probe(rows.iter().collect(), &page);
         Ok(ImageConnection::new(
             page.rows
                 .iter()
                 .map(|i| {
                     (
                         Cursor::new(NestedPage::SORT, json!(i.position), i.id),
-                        Image::from(i),
+                        Image::from(*i),
                     )
                 })
                 .collect(),
@@ -558,7 +560,7 @@ impl VariantNode {
             .load_one(ImageId(image_id))
             .await
             .map_err(|e| from_db(&e))?
-            .as_ref()
+            .as_deref()
             .map(Image::from))
     }
 
@@ -568,7 +570,7 @@ impl VariantNode {
             .load_one(ProductId(self.0.product_id))
             .await
             .map_err(|e| from_db(&e))?
-            .map(|p| ProductNode(Arc::new(p)))
+            .map(ProductNode)
             .ok_or_else(|| {
                 crate::graphql::errors::not_found("The variant's product no longer exists.")
             })
