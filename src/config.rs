@@ -73,6 +73,9 @@ pub struct Config {
     pub query_stats: bool,
     /// `REQUEST_TIMEOUT_MS`: whole-request deadline.
     pub request_timeout: Duration,
+    /// `MAX_CONCURRENT_REQUESTS`: GraphQL executions in flight at once; more wait their
+    /// turn. Bounds memory (each holds its response tree) without costing throughput.
+    pub max_concurrent_requests: usize,
     /// `MAX_BODY_BYTES`: request body limit.
     pub max_body_bytes: usize,
     /// `SHUTDOWN_GRACE_MS`: how long SIGTERM waits for in-flight requests.
@@ -112,6 +115,14 @@ fn flag(name: &str, default: bool) -> anyhow::Result<bool> {
 
 fn millis(name: &str, default_ms: u64) -> anyhow::Result<Duration> {
     Ok(Duration::from_millis(parse(name, default_ms)?))
+}
+
+/// Four executions per core: enough to keep the cores busy while others wait on the
+/// database (more in flight only adds memory: measured in bench/README.md).
+fn default_concurrency() -> usize {
+    4 * std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
 }
 
 impl Config {
@@ -173,6 +184,8 @@ impl Config {
             query_stats: flag("QUERY_STATS", false)?,
             request_timeout: millis("REQUEST_TIMEOUT_MS", 15_000)?,
             max_body_bytes: parse("MAX_BODY_BYTES", 256 * 1024usize)?,
+            max_concurrent_requests: parse("MAX_CONCURRENT_REQUESTS", default_concurrency())?
+                .max(1),
             shutdown_grace: millis("SHUTDOWN_GRACE_MS", 20_000)?,
             max_cart_lines: parse("MAX_CART_LINES", 250usize)?,
             max_line_quantity: parse("MAX_LINE_QUANTITY", 10_000i32)?,

@@ -8,12 +8,6 @@ use commerce_gateway::config::Config;
 use commerce_gateway::{db, graphql, http, startup};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
-/// mimalloc instead of glibc's malloc: under load glibc spent about a third of the
-/// gateway's CPU in malloc/free (arena lock contention included) and kept freed memory,
-/// which drove the peak RSS (see bench/README.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "commerce-gateway",

@@ -17,26 +17,56 @@ use crate::db::sql::{Bind, DynSql};
 pub(crate) const PUBLISHED: &str =
     "p.status = 'ACTIVE' AND p.published_at IS NOT NULL AND p.published_at <= now()";
 
-/// Price, compare-at price and stock of the variant aliased `v`, in currency `$cur` with a
-/// fallback to the shop currency `$shop`.
-fn variant_columns(cur: &str, shop: &str) -> String {
-    format!(
+/// The columns and joins that read a [`Variant`] from `product_variants v`: its price in
+/// currency `cur` (falling back to the shop currency `shop` where the catalog has none in
+/// `cur`; `None` when they are the same, which saves a join), and its stock.
+/// `option_names` is the expression for the product's option names.
+fn variant_select(cur: &str, shop: Option<&str>, option_names: &str) -> (String, String) {
+    let (price, joins) = match shop {
+        None => (
+            format!(
+                "COALESCE(pc.amount_minor, 0) AS price_minor, pc.compare_at_minor, {cur}::text AS currency"
+            ),
+            format!(" LEFT JOIN variant_prices pc ON pc.variant_id = v.id AND pc.currency = {cur}"),
+        ),
+        Some(shop) => (
+            format!(
+                "COALESCE(pc.amount_minor, ps.amount_minor, 0) AS price_minor, \
+                 CASE WHEN pc.amount_minor IS NOT NULL THEN pc.compare_at_minor ELSE ps.compare_at_minor END AS compare_at_minor, \
+                 CASE WHEN pc.amount_minor IS NOT NULL THEN {cur}::text ELSE {shop}::text END AS currency"
+            ),
+            format!(
+                " LEFT JOIN variant_prices pc ON pc.variant_id = v.id AND pc.currency = {cur} \
+                  LEFT JOIN variant_prices ps ON ps.variant_id = v.id AND ps.currency = {shop}"
+            ),
+        ),
+    };
+    let columns = format!(
         "v.id, v.product_id, v.title, v.sku, v.barcode, v.position, v.option1, v.option2, v.option3, \
          v.grams, v.weight_unit, v.requires_shipping, v.taxable, v.inventory_policy, v.image_id, \
-         v.created_at, v.updated_at, \
-         COALESCE(pc.amount_minor, ps.amount_minor, 0) AS price_minor, \
-         CASE WHEN pc.amount_minor IS NOT NULL THEN pc.compare_at_minor ELSE ps.compare_at_minor END AS compare_at_minor, \
-         CASE WHEN pc.amount_minor IS NOT NULL THEN {cur}::text ELSE {shop}::text END AS currency, \
+         v.created_at, v.updated_at, {price}, \
          COALESCE((SELECT sum(il.on_hand - il.reserved) FROM inventory_levels il WHERE il.variant_id = v.id), 0)::int8 AS quantity_available, \
-         ARRAY(SELECT o.name FROM product_options o WHERE o.product_id = v.product_id ORDER BY o.position) AS option_names"
+         {option_names} AS option_names"
+    );
+    (columns, joins)
+}
+
+/// The option names of product `product_id` (an SQL expression), in position order.
+fn option_names_of(product_id: &str) -> String {
+    format!(
+        "ARRAY(SELECT o.name FROM product_options o WHERE o.product_id = {product_id} ORDER BY o.position)"
     )
 }
 
-fn variant_price_joins(cur: &str, shop: &str) -> String {
-    format!(
-        " LEFT JOIN variant_prices pc ON pc.variant_id = v.id AND pc.currency = {cur} \
-          LEFT JOIN variant_prices ps ON ps.variant_id = v.id AND ps.currency = {shop}"
-    )
+/// Binds the currency and, when it differs, the shop currency; returns their placeholders.
+fn bind_currencies(
+    q: &mut DynSql,
+    currency: &str,
+    shop_currency: &str,
+) -> (String, Option<String>) {
+    let cur = q.add(Bind::Text(currency.to_string()));
+    let shop = (currency != shop_currency).then(|| q.add(Bind::Text(shop_currency.to_string())));
+    (cur, shop)
 }
 
 pub async fn products_by_ids(
@@ -81,14 +111,18 @@ pub async fn variants_for(
     currency: &str,
     shop_currency: &str,
 ) -> QueryResult<Vec<Variant>> {
-    let mut q = DynSql::new("SELECT * FROM unnest(");
+    let mut q = DynSql::new("SELECT v.* FROM unnest(");
     q.bind(Bind::BigIntArray(product_ids.to_vec()));
-    q.push("::int8[]) AS parent(pid) CROSS JOIN LATERAL (SELECT ");
-    let cur = q.add(Bind::Text(currency.to_string()));
-    let shop = q.add(Bind::Text(shop_currency.to_string()));
-    q.push(&variant_columns(&cur, &shop));
+    // Option names once per product, not once per variant.
+    q.push(&format!(
+        "::int8[]) AS parent(pid) CROSS JOIN LATERAL (SELECT {} AS names) AS o CROSS JOIN LATERAL (SELECT ",
+        option_names_of("parent.pid")
+    ));
+    let (cur, shop) = bind_currencies(&mut q, currency, shop_currency);
+    let (columns, joins) = variant_select(&cur, shop.as_deref(), "o.names");
+    q.push(&columns);
     q.push(" FROM product_variants v");
-    q.push(&variant_price_joins(&cur, &shop));
+    q.push(&joins);
     q.push(" WHERE v.product_id = parent.pid");
     nested_keyset(&mut q, "v", page);
     q.push(") AS v ORDER BY v.product_id, ");
@@ -105,11 +139,11 @@ pub async fn variants_by_ids(
 ) -> QueryResult<Vec<Variant>> {
     let mut q = DynSql::new("SELECT ");
     let ids = q.add(Bind::BigIntArray(ids.to_vec()));
-    let cur = q.add(Bind::Text(currency.to_string()));
-    let shop = q.add(Bind::Text(shop_currency.to_string()));
-    q.push(&variant_columns(&cur, &shop));
+    let (cur, shop) = bind_currencies(&mut q, currency, shop_currency);
+    let (columns, joins) = variant_select(&cur, shop.as_deref(), &option_names_of("v.product_id"));
+    q.push(&columns);
     q.push(" FROM product_variants v");
-    q.push(&variant_price_joins(&cur, &shop));
+    q.push(&joins);
     q.push(&format!(" WHERE v.id = ANY({ids})"));
     q.into_query().load(conn).await
 }
@@ -176,8 +210,8 @@ pub async fn summaries_for(
 ) -> QueryResult<Vec<ProductSummary>> {
     let mut q = DynSql::new("");
     let ids = q.add(Bind::BigIntArray(product_ids.to_vec()));
-    let cur = q.add(Bind::Text(currency.to_string()));
-    let shop = q.add(Bind::Text(shop_currency.to_string()));
+    let (cur, shop) = bind_currencies(&mut q, currency, shop_currency);
+    let (columns, joins) = variant_select(&cur, shop.as_deref(), "NULL::text[]");
     q.push(&format!(
         "SELECT v.product_id, \
                 min(v.currency) AS currency, \
@@ -185,10 +219,8 @@ pub async fn summaries_for(
                 min(v.compare_at_minor)::int8 AS min_compare_at_minor, max(v.compare_at_minor)::int8 AS max_compare_at_minor, \
                 bool_or(v.inventory_policy = 'CONTINUE' OR v.quantity_available > 0) AS available_for_sale, \
                 sum(GREATEST(v.quantity_available, 0))::int8 AS total_inventory \
-         FROM (SELECT {} FROM product_variants v {} WHERE v.product_id = ANY({ids})) v \
-         GROUP BY v.product_id",
-        variant_columns(&cur, &shop),
-        variant_price_joins(&cur, &shop)
+         FROM (SELECT {columns} FROM product_variants v {joins} WHERE v.product_id = ANY({ids})) v \
+         GROUP BY v.product_id"
     ));
     q.into_query().load(conn).await
 }

@@ -37,6 +37,8 @@ pub fn sdl() -> String {
 pub struct Storefront {
     pub schema: StorefrontSchema,
     pub limits: Arc<limits::Limits>,
+    /// `MAX_CONCURRENT_REQUESTS` permits.
+    pub permits: Arc<tokio::sync::Semaphore>,
 }
 
 /// Builds the storefront schema with the app's limits.
@@ -56,6 +58,9 @@ pub fn build(app: Arc<App>) -> anyhow::Result<Storefront> {
     Ok(Storefront {
         schema: b.finish(),
         limits,
+        permits: Arc::new(tokio::sync::Semaphore::new(
+            app.config.max_concurrent_requests,
+        )),
     })
 }
 
@@ -82,6 +87,8 @@ pub async fn execute(
             )
         }
         Ok(admitted) => {
+            // The semaphore is never closed, so a permit always comes.
+            let _permit = storefront.permits.acquire().await.ok();
             let request = request.data(scope.clone()).data(loader);
             let response =
                 scope::Gated::new(Schema::execute(&storefront.schema, request), gate).await;
