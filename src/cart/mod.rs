@@ -123,15 +123,14 @@ pub struct LineUpdate {
     pub quantity: Option<i32>,
 }
 
-/// Limits from the configuration.
+/// The rules a cart follows, from the configuration.
 #[derive(Debug, Clone, Copy)]
-pub struct CartLimits {
+pub struct CartRules<'a> {
+    /// `MAX_CART_LINES`
     pub max_lines: usize,
+    /// `MAX_LINE_QUANTITY`
     pub max_quantity: i32,
-}
-
-#[derive(Debug, Clone)]
-pub struct CartPricing<'a> {
+    /// Prices fall back to this currency (`SHOP_CURRENCY`).
     pub shop_currency: &'a str,
 }
 
@@ -167,7 +166,7 @@ async fn sellable_variants(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryRe
 
 fn check_quantity(
     q: i32,
-    limits: CartLimits,
+    rules: &CartRules<'_>,
     field: &[&str],
     errors: &mut Vec<CartUserError>,
     min: i32,
@@ -178,11 +177,11 @@ fn check_quantity(
             field,
             format!("The quantity must be at least {min}."),
         ));
-    } else if q > limits.max_quantity {
+    } else if q > rules.max_quantity {
         errors.push(error(
             CartErrorCode::GreaterThan,
             field,
-            format!("The quantity must be at most {}.", limits.max_quantity),
+            format!("The quantity must be at most {}.", rules.max_quantity),
         ));
     }
 }
@@ -225,7 +224,7 @@ fn completed_cart() -> CartOutcome {
 pub async fn load(
     conn: &mut AsyncPgConnection,
     token: &str,
-    pricing: &CartPricing<'_>,
+    rules: &CartRules<'_>,
 ) -> Result<Option<PricedCart>, DbError> {
     let Some(cart) = carts::table
         .filter(carts::token.eq(token))
@@ -236,13 +235,13 @@ pub async fn load(
     else {
         return Ok(None);
     };
-    Ok(Some(price(conn, cart, pricing).await?))
+    Ok(Some(price(conn, cart, rules).await?))
 }
 
 async fn price(
     conn: &mut AsyncPgConnection,
     cart: Cart,
-    pricing: &CartPricing<'_>,
+    rules: &CartRules<'_>,
 ) -> Result<PricedCart, DbError> {
     let lines: Vec<CartLine> = cart_lines::table
         .filter(cart_lines::cart_id.eq(cart.id))
@@ -255,10 +254,10 @@ async fn price(
     let mut variants = if ids.is_empty() {
         Vec::new()
     } else {
-        store::variants_by_ids(conn, &ids, &currency, pricing.shop_currency).await?
+        store::variants_by_ids(conn, &ids, &currency, rules.shop_currency).await?
     };
     if variants.iter().any(|v| v.currency != currency) {
-        currency = pricing.shop_currency.to_string();
+        currency = rules.shop_currency.to_string();
         variants = store::variants_by_ids(conn, &ids, &currency, &currency).await?;
     }
     Ok(PricedCart {
@@ -303,15 +302,15 @@ fn stock_warnings(priced: &PricedCart) -> Vec<CartWarning> {
 async fn validate_lines(
     conn: &mut AsyncPgConnection,
     lines: &[LineInput],
-    limits: CartLimits,
+    rules: &CartRules<'_>,
     field: &str,
 ) -> QueryResult<Vec<CartUserError>> {
     let mut errors = Vec::new();
-    if lines.len() > limits.max_lines {
+    if lines.len() > rules.max_lines {
         errors.push(error(
             CartErrorCode::TooManyLines,
             &[field],
-            format!("A cart can hold at most {} lines.", limits.max_lines),
+            format!("A cart can hold at most {} lines.", rules.max_lines),
         ));
         return Ok(errors);
     }
@@ -329,7 +328,7 @@ async fn validate_lines(
         }
         check_quantity(
             line.quantity,
-            limits,
+            rules,
             &[field, &index, "quantity"],
             &mut errors,
             1,
@@ -381,7 +380,7 @@ async fn check_merged(
     conn: &mut AsyncPgConnection,
     cart_id: i64,
     lines: &[LineInput],
-    limits: CartLimits,
+    rules: &CartRules<'_>,
 ) -> QueryResult<Vec<CartUserError>> {
     let existing: Vec<(i64, i32)> = cart_lines::table
         .filter(cart_lines::cart_id.eq(cart_id))
@@ -395,18 +394,18 @@ async fn check_merged(
         }
     }
     let mut errors = Vec::new();
-    if totals.len() > limits.max_lines {
+    if totals.len() > rules.max_lines {
         errors.push(error(
             CartErrorCode::TooManyLines,
             &["lines"],
-            format!("A cart can hold at most {} lines.", limits.max_lines),
+            format!("A cart can hold at most {} lines.", rules.max_lines),
         ));
     }
-    if totals.values().any(|q| *q > limits.max_quantity as i64) {
+    if totals.values().any(|q| *q > rules.max_quantity as i64) {
         errors.push(error(
             CartErrorCode::GreaterThan,
             &["lines"],
-            format!("A line's quantity must be at most {}.", limits.max_quantity),
+            format!("A line's quantity must be at most {}.", rules.max_quantity),
         ));
     }
     Ok(errors)
@@ -418,10 +417,9 @@ pub async fn create(
     country: Option<&str>,
     note: Option<&str>,
     lines: &[LineInput],
-    limits: CartLimits,
-    pricing: &CartPricing<'_>,
+    rules: &CartRules<'_>,
 ) -> Result<CartOutcome, DbError> {
-    let errors = validate_lines(conn, lines, limits, "lines").await?;
+    let errors = validate_lines(conn, lines, rules, "lines").await?;
     if !errors.is_empty() {
         return Ok(CartOutcome {
             cart: None,
@@ -435,13 +433,13 @@ pub async fn create(
             *merged.entry(v).or_default() += line.quantity as i64;
         }
     }
-    if merged.values().any(|q| *q > limits.max_quantity as i64) {
+    if merged.values().any(|q| *q > rules.max_quantity as i64) {
         return Ok(CartOutcome {
             cart: None,
             user_errors: vec![error(
                 CartErrorCode::GreaterThan,
                 &["lines"],
-                format!("A line's quantity must be at most {}.", limits.max_quantity),
+                format!("A line's quantity must be at most {}.", rules.max_quantity),
             )],
             warnings: vec![],
         });
@@ -459,7 +457,7 @@ pub async fn create(
                 .get_result(conn)
                 .await?;
             let cart = insert_lines(conn, cart.id, lines).await?;
-            price(conn, cart, pricing).await
+            price(conn, cart, rules).await
         })
         .await?;
     let warnings = stock_warnings(&priced);
@@ -474,12 +472,11 @@ pub async fn add_lines(
     conn: &mut AsyncPgConnection,
     token: &str,
     lines: &[LineInput],
-    limits: CartLimits,
-    pricing: &CartPricing<'_>,
+    rules: &CartRules<'_>,
 ) -> Result<CartOutcome, DbError> {
-    let errors = validate_lines(conn, lines, limits, "lines").await?;
+    let errors = validate_lines(conn, lines, rules, "lines").await?;
     if !errors.is_empty() {
-        let cart = load(conn, token, pricing).await?;
+        let cart = load(conn, token, rules).await?;
         return Ok(CartOutcome {
             cart,
             user_errors: errors,
@@ -493,9 +490,9 @@ pub async fn add_lines(
         if cart.completed_at.is_some() {
             return Ok(completed_cart());
         }
-        let errors = check_merged(conn, cart.id, lines, limits).await?;
+        let errors = check_merged(conn, cart.id, lines, rules).await?;
         if !errors.is_empty() {
-            let priced = price(conn, cart, pricing).await?;
+            let priced = price(conn, cart, rules).await?;
             return Ok(CartOutcome {
                 cart: Some(priced),
                 user_errors: errors,
@@ -503,7 +500,7 @@ pub async fn add_lines(
             });
         }
         let cart = insert_lines(conn, cart.id, lines).await?;
-        let priced = price(conn, cart, pricing).await?;
+        let priced = price(conn, cart, rules).await?;
         let warnings = stock_warnings(&priced);
         Ok(CartOutcome {
             cart: Some(priced),
@@ -518,8 +515,7 @@ pub async fn update_lines(
     conn: &mut AsyncPgConnection,
     token: &str,
     updates: &[LineUpdate],
-    limits: CartLimits,
-    pricing: &CartPricing<'_>,
+    rules: &CartRules<'_>,
 ) -> Result<CartOutcome, DbError> {
     conn.transaction::<_, DbError, _>(async |conn| {
         let Some(mut cart) = lock_cart(conn, token).await? else {
@@ -534,11 +530,11 @@ pub async fn update_lines(
             .load(conn)
             .await?;
         let mut errors = Vec::new();
-        if updates.len() > limits.max_lines {
+        if updates.len() > rules.max_lines {
             errors.push(error(
                 CartErrorCode::TooManyLines,
                 &["lines"],
-                format!("At most {} lines per call.", limits.max_lines),
+                format!("At most {} lines per call.", rules.max_lines),
             ));
         }
         let new_merch: Vec<i64> = updates
@@ -559,7 +555,7 @@ pub async fn update_lines(
                 ));
             }
             if let Some(q) = u.quantity {
-                check_quantity(q, limits, &["lines", &index, "quantity"], &mut errors, 0);
+                check_quantity(q, rules, &["lines", &index, "quantity"], &mut errors, 0);
             }
             match u.merchandise_id {
                 Some(Some(id)) if !sellable.contains(&id) => errors.push(error(
@@ -583,12 +579,12 @@ pub async fn update_lines(
                     if let Some(other) = existing
                         .iter()
                         .find(|l| l.variant_id == variant && Some(l.id) != u.line_id)
-                        && other.quantity as i64 + quantity > limits.max_quantity as i64
+                        && other.quantity as i64 + quantity > rules.max_quantity as i64
                     {
                         errors.push(error(
                             CartErrorCode::GreaterThan,
                             &["lines", &index, "quantity"],
-                            format!("A line's quantity must be at most {}.", limits.max_quantity),
+                            format!("A line's quantity must be at most {}.", rules.max_quantity),
                         ));
                     }
                 }
@@ -649,7 +645,7 @@ pub async fn update_lines(
             }
             cart = touch(conn, cart.id).await?;
         }
-        let priced = price(conn, cart, pricing).await?;
+        let priced = price(conn, cart, rules).await?;
         let warnings = if errors.is_empty() {
             stock_warnings(&priced)
         } else {
@@ -668,8 +664,7 @@ pub async fn remove_lines(
     conn: &mut AsyncPgConnection,
     token: &str,
     line_ids: &[Option<i64>],
-    limits: CartLimits,
-    pricing: &CartPricing<'_>,
+    rules: &CartRules<'_>,
 ) -> Result<CartOutcome, DbError> {
     conn.transaction::<_, DbError, _>(async |conn| {
         let Some(mut cart) = lock_cart(conn, token).await? else {
@@ -684,11 +679,11 @@ pub async fn remove_lines(
             .load(conn)
             .await?;
         let mut errors = Vec::new();
-        if line_ids.len() > limits.max_lines {
+        if line_ids.len() > rules.max_lines {
             errors.push(error(
                 CartErrorCode::TooManyLines,
                 &["lineIds"],
-                format!("At most {} lines per call.", limits.max_lines),
+                format!("At most {} lines per call.", rules.max_lines),
             ));
         }
         for (i, id) in line_ids.iter().enumerate() {
@@ -711,7 +706,7 @@ pub async fn remove_lines(
             .await?;
             cart = touch(conn, cart.id).await?;
         }
-        let priced = price(conn, cart, pricing).await?;
+        let priced = price(conn, cart, rules).await?;
         let warnings = if errors.is_empty() {
             stock_warnings(&priced)
         } else {

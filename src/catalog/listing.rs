@@ -133,8 +133,12 @@ fn parse_bool(field: &str, value: &str) -> Result<bool, CatalogError> {
     }
 }
 
-/// Compiles a product search into a boolean SQL condition over `p`.
-fn product_condition(q: &mut DynSql, expr: &Expr, shop_currency: &str) -> Result<(), CatalogError> {
+/// Compiles a search expression into a boolean SQL condition; `term` writes one term.
+fn condition(
+    q: &mut DynSql,
+    expr: &Expr,
+    term: &mut dyn FnMut(&mut DynSql, &Term) -> Result<(), CatalogError>,
+) -> Result<(), CatalogError> {
     match expr {
         Expr::And(parts) | Expr::Or(parts) => {
             let joiner = if matches!(expr, Expr::And(_)) {
@@ -147,16 +151,16 @@ fn product_condition(q: &mut DynSql, expr: &Expr, shop_currency: &str) -> Result
                 if i > 0 {
                     q.push(joiner);
                 }
-                product_condition(q, part, shop_currency)?;
+                condition(q, part, term)?;
             }
             q.push(")");
         }
         Expr::Not(inner) => {
             q.push("NOT (");
-            product_condition(q, inner, shop_currency)?;
+            condition(q, inner, term)?;
             q.push(")");
         }
-        Expr::Term(term) => product_term(q, term, shop_currency)?,
+        Expr::Term(t) => term(q, t)?,
     }
     Ok(())
 }
@@ -299,7 +303,9 @@ pub fn product_listing_sql(
     q.push(PUBLISHED);
     if let Some(filter) = &listing.filter {
         q.push(" AND ");
-        product_condition(&mut q, filter, shop_currency)?;
+        condition(&mut q, filter, &mut |q, t| {
+            product_term(q, t, shop_currency)
+        })?;
         q.uncached();
     }
     let sort = if listing.sort == ProductSort::Manual && listing.collection_id.is_none() {
@@ -349,43 +355,22 @@ pub fn listing_sort_name(sort: ProductSort, collection: bool) -> &'static str {
     }
 }
 
-fn simple_condition(q: &mut DynSql, expr: &Expr, alias: &str) -> Result<(), CatalogError> {
-    match expr {
-        Expr::And(parts) | Expr::Or(parts) => {
-            let joiner = if matches!(expr, Expr::And(_)) {
-                " AND "
-            } else {
-                " OR "
-            };
-            q.push("(");
-            for (i, part) in parts.iter().enumerate() {
-                if i > 0 {
-                    q.push(joiner);
-                }
-                simple_condition(q, part, alias)?;
-            }
-            q.push(")");
+/// One term of a collection or page search over `alias`.
+fn simple_term(q: &mut DynSql, term: &Term, alias: &str) -> Result<(), CatalogError> {
+    match term.field.as_deref() {
+        None | Some("title") => {
+            q.push(&format!("{alias}.title ILIKE "));
+            q.bind(Bind::Text(like_pattern(&term.value)));
         }
-        Expr::Not(inner) => {
-            q.push("NOT (");
-            simple_condition(q, inner, alias)?;
-            q.push(")");
+        Some("handle") => {
+            q.push(&format!("{alias}.handle = "));
+            q.bind(Bind::Text(term.value.clone()));
         }
-        Expr::Term(term) => match term.field.as_deref() {
-            None | Some("title") => {
-                q.push(&format!("{alias}.title ILIKE "));
-                q.bind(Bind::Text(like_pattern(&term.value)));
-            }
-            Some("handle") => {
-                q.push(&format!("{alias}.handle = "));
-                q.bind(Bind::Text(term.value.clone()));
-            }
-            Some(other) => {
-                return Err(CatalogError::BadInput(format!(
-                    "unknown search field {other:?}; use title or handle"
-                )));
-            }
-        },
+        Some(other) => {
+            return Err(CatalogError::BadInput(format!(
+                "unknown search field {other:?}; use title or handle"
+            )));
+        }
     }
     Ok(())
 }
@@ -426,7 +411,7 @@ pub fn simple_listing_sql(
     }
     if let Some(filter) = filter {
         q.push(" AND ");
-        simple_condition(&mut q, filter, "t")?;
+        condition(&mut q, filter, &mut |q, t| simple_term(q, t, "t"))?;
         q.uncached();
     }
     let spec = simple_sort_spec(sort, "t");

@@ -127,7 +127,7 @@ pub async fn variants_for(
     nested_keyset(&mut q, "v", page);
     q.push(") AS v ORDER BY v.product_id, ");
     q.push(&nested_order("v", page));
-    q.into_query().load(conn).await
+    q.load(conn).await
 }
 
 /// Variants by id (cart lines, `node`), priced in `currency`.
@@ -145,7 +145,7 @@ pub async fn variants_by_ids(
     q.push(" FROM product_variants v");
     q.push(&joins);
     q.push(&format!(" WHERE v.id = ANY({ids})"));
-    q.into_query().load(conn).await
+    q.load(conn).await
 }
 
 /// The order within each parent. The outer query must repeat it: sorting by parent alone
@@ -190,7 +190,7 @@ pub async fn images_for(
     nested_keyset(&mut q, "im", page);
     q.push(") AS i ORDER BY i.product_id, ");
     q.push(&nested_order("i", page));
-    q.into_query().load(conn).await
+    q.load(conn).await
 }
 
 pub async fn images_by_ids(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<Vec<Image>> {
@@ -222,7 +222,7 @@ pub async fn summaries_for(
          FROM (SELECT {columns} FROM product_variants v {joins} WHERE v.product_id = ANY({ids})) v \
          GROUP BY v.product_id"
     ));
-    q.into_query().load(conn).await
+    q.load(conn).await
 }
 
 pub async fn collections_by_ids(
@@ -269,5 +269,5 @@ pub async fn recommendations(
     let mut q = DynSql::new(&sql);
     q.add(Bind::BigInt(product_id));
     q.add(Bind::BigInt(limit));
-    q.into_query().load(conn).await
+    q.load(conn).await
 }

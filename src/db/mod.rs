@@ -171,6 +171,24 @@ impl Db {
         }
     }
 
+    /// Reads the rows of a built statement (see [`Db::read`] for routing and retries).
+    pub async fn read_rows<T>(
+        &self,
+        route: Route,
+        counter: &StatementCounter,
+        sql: sql::DynSql,
+    ) -> Result<Vec<T>, DbError>
+    where
+        T: diesel::QueryableByName<diesel::pg::Pg> + Send + 'static,
+    {
+        use diesel_async::RunQueryDsl;
+        self.read(route, counter, &move |conn| {
+            let q = sql.clone();
+            Box::pin(async move { q.load(conn).await })
+        })
+        .await
+    }
+
     /// Is the primary reachable? (readiness)
     pub async fn ping_primary(&self) -> Result<(), DbError> {
         use diesel_async::RunQueryDsl;

@@ -72,11 +72,6 @@ impl DynSql {
     pub fn text(&self) -> &str {
         &self.sql
     }
-
-    /// The executable statement (load it with diesel-async's `RunQueryDsl`).
-    pub fn into_query(self) -> Self {
-        self
-    }
 }
 
 impl QueryFragment<Pg> for DynSql {

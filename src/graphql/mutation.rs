@@ -6,7 +6,8 @@ use async_graphql::{Context, ID, Object, Result};
 use super::errors::from_db;
 use super::types::cart::*;
 use super::{app_from, scope_from};
-use crate::cart::{self, CartLimits, CartOutcome, CartPricing, LineInput, LineUpdate};
+use crate::cart::{self, CartOutcome, CartRules, LineInput, LineUpdate};
+use crate::db::PgConn;
 use crate::ids;
 
 pub struct MutationRoot;
@@ -18,12 +19,22 @@ pub fn cart_token(id: &ID) -> Option<String> {
         .then_some(key)
 }
 
-fn limits(ctx: &Context<'_>) -> CartLimits {
+pub(super) fn cart_rules<'a>(ctx: &Context<'a>) -> CartRules<'a> {
     let config = &app_from(ctx).config;
-    CartLimits {
+    CartRules {
         max_lines: config.max_cart_lines,
         max_quantity: config.max_line_quantity,
+        shop_currency: &config.shop_currency,
     }
+}
+
+/// A connection to the primary, where every mutation runs.
+pub(super) async fn primary(ctx: &Context<'_>) -> Result<PgConn> {
+    app_from(ctx)
+        .db
+        .primary(&scope_from(ctx).statements)
+        .await
+        .map_err(|e| from_db(&e))
 }
 
 fn invalid_cart_id() -> CartOutcome {
@@ -71,22 +82,14 @@ impl MutationRoot {
             .unwrap_or_else(|| scope.currency(app))
             .to_string();
         let lines = line_inputs(input.lines.as_deref().unwrap_or_default());
-        let mut conn = app
-            .db
-            .primary(&scope.statements)
-            .await
-            .map_err(|e| from_db(&e))?;
-        let pricing = CartPricing {
-            shop_currency: &app.config.shop_currency,
-        };
+        let mut conn = primary(ctx).await?;
         let outcome = cart::create(
             &mut conn,
             &currency,
             country.as_deref(),
             input.note.as_deref(),
             &lines,
-            limits(ctx),
-            &pricing,
+            &cart_rules(ctx),
         )
         .await
         .map_err(|e| from_db(&e))?;
@@ -103,25 +106,10 @@ impl MutationRoot {
         let Some(token) = cart_token(&cart_id) else {
             return Ok(invalid_cart_id().into());
         };
-        let app = app_from(ctx);
-        let scope = scope_from(ctx);
-        let mut conn = app
-            .db
-            .primary(&scope.statements)
+        let mut conn = primary(ctx).await?;
+        let outcome = cart::add_lines(&mut conn, &token, &line_inputs(&lines), &cart_rules(ctx))
             .await
             .map_err(|e| from_db(&e))?;
-        let pricing = CartPricing {
-            shop_currency: &app.config.shop_currency,
-        };
-        let outcome = cart::add_lines(
-            &mut conn,
-            &token,
-            &line_inputs(&lines),
-            limits(ctx),
-            &pricing,
-        )
-        .await
-        .map_err(|e| from_db(&e))?;
         Ok(outcome.into())
     }
 
@@ -135,8 +123,6 @@ impl MutationRoot {
         let Some(token) = cart_token(&cart_id) else {
             return Ok(invalid_cart_id().into());
         };
-        let app = app_from(ctx);
-        let scope = scope_from(ctx);
         let updates: Vec<LineUpdate> = lines
             .iter()
             .map(|l| LineUpdate {
@@ -148,15 +134,8 @@ impl MutationRoot {
                 quantity: l.quantity,
             })
             .collect();
-        let mut conn = app
-            .db
-            .primary(&scope.statements)
-            .await
-            .map_err(|e| from_db(&e))?;
-        let pricing = CartPricing {
-            shop_currency: &app.config.shop_currency,
-        };
-        let outcome = cart::update_lines(&mut conn, &token, &updates, limits(ctx), &pricing)
+        let mut conn = primary(ctx).await?;
+        let outcome = cart::update_lines(&mut conn, &token, &updates, &cart_rules(ctx))
             .await
             .map_err(|e| from_db(&e))?;
         Ok(outcome.into())
@@ -172,21 +151,12 @@ impl MutationRoot {
         let Some(token) = cart_token(&cart_id) else {
             return Ok(invalid_cart_id().into());
         };
-        let app = app_from(ctx);
-        let scope = scope_from(ctx);
         let ids: Vec<Option<i64>> = line_ids
             .iter()
             .map(|id| ids::parse("CartLine", id))
             .collect();
-        let mut conn = app
-            .db
-            .primary(&scope.statements)
-            .await
-            .map_err(|e| from_db(&e))?;
-        let pricing = CartPricing {
-            shop_currency: &app.config.shop_currency,
-        };
-        let outcome = cart::remove_lines(&mut conn, &token, &ids, limits(ctx), &pricing)
+        let mut conn = primary(ctx).await?;
+        let outcome = cart::remove_lines(&mut conn, &token, &ids, &cart_rules(ctx))
             .await
             .map_err(|e| from_db(&e))?;
         Ok(outcome.into())

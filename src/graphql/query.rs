@@ -318,7 +318,6 @@ impl QueryRoot {
     ) -> Result<PageConnection> {
         let sort_key = sort_key.unwrap_or(PageSortKeys::Id);
         let reverse = reverse.unwrap_or(false);
-        use diesel_async::RunQueryDsl;
         let app = app_from(ctx);
         let scope = scope_from(ctx);
         let sort = match sort_key {
@@ -342,10 +341,7 @@ impl QueryRoot {
             .map_err(from_catalog)?;
         let rows: Vec<crate::content::Page> = app
             .db
-            .read(scope.route(), &scope.statements, &move |conn| {
-                let q = sql.clone();
-                Box::pin(async move { q.into_query().load(conn).await })
-            })
+            .read_rows(scope.route(), &scope.statements, sql)
             .await
             .map_err(|e| from_db(&e))?;
         let page = PageOf::from_probe(rows, &page);
@@ -387,17 +383,8 @@ impl QueryRoot {
                 id.as_str()
             )));
         };
-        let app = app_from(ctx);
-        let scope = scope_from(ctx);
-        let mut conn = app
-            .db
-            .primary(&scope.statements)
-            .await
-            .map_err(|e| from_db(&e))?;
-        let pricing = crate::cart::CartPricing {
-            shop_currency: &app.config.shop_currency,
-        };
-        let cart = crate::cart::load(&mut conn, &token, &pricing)
+        let mut conn = super::mutation::primary(ctx).await?;
+        let cart = crate::cart::load(&mut conn, &token, &super::mutation::cart_rules(ctx))
             .await
             .map_err(|e| from_db(&e))?;
         Ok(cart.map(|c| CartNode(Arc::new(c))))

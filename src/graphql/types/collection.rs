@@ -81,7 +81,6 @@ pub(crate) async fn list_collections(
     query: Option<String>,
     containing_product: Option<i64>,
 ) -> Result<(Vec<(Cursor, CollectionNode)>, bool, bool), CatalogError> {
-    use diesel_async::RunQueryDsl;
     let app = app_from(ctx);
     let scope = scope_from(ctx);
     let page = args.validate(sort.name(), app.config.limits.max_page_size)?;
@@ -99,10 +98,7 @@ pub(crate) async fn list_collections(
     )?;
     let rows: Vec<Collection> = app
         .db
-        .read(scope.route(), &scope.statements, &move |conn| {
-            let q = sql.clone();
-            Box::pin(async move { q.into_query().load(conn).await })
-        })
+        .read_rows(scope.route(), &scope.statements, sql)
         .await?;
     let page = PageOf::from_probe(rows, &page);
     Ok((

@@ -595,7 +595,6 @@ pub(crate) async fn product_connection(
     query: Option<String>,
 ) -> Result<ProductConnection> {
     use crate::catalog::{ProductListing, listing, search_syntax};
-    use diesel_async::RunQueryDsl;
 
     let app = app_from(ctx);
     let scope = scope_from(ctx);
@@ -618,10 +617,7 @@ pub(crate) async fn product_connection(
         listing::product_listing_sql(&listing, &app.config.shop_currency).map_err(from_catalog)?;
     let rows: Vec<crate::catalog::models::ListedProduct> = app
         .db
-        .read(scope.route(), &scope.statements, &move |conn| {
-            let q = sql.clone();
-            Box::pin(async move { q.into_query().load(conn).await })
-        })
+        .read_rows(scope.route(), &scope.statements, sql)
         .await
         .map_err(|e| from_db(&e))?;
     let page = PageOf::from_probe(rows, &page);
