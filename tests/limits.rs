@@ -92,9 +92,53 @@ async fn abusive_documents_are_rejected_with_the_limit_named() {
     let body = server
         .gql("{ products(first: 251) { nodes { id } } }", json!({}))
         .await;
-    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert_eq!(error_code(&body), "MAX_PAGE_SIZE_EXCEEDED", "{body}");
+    let body = server
+        .gql(
+            "query($n: Int) { products(first: 1) { nodes { variants(last: $n) { nodes { id } } } } }",
+            json!({ "n": 1000 }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "MAX_PAGE_SIZE_EXCEEDED", "{body}");
     let body = server.gql("{ products { nodes { id } } }", json!({})).await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+
+    // Fragments that double at each level: refused quickly, not expanded 2^40 times.
+    let mut doubling = String::from("query { ...F0 }");
+    for i in 0..40 {
+        doubling.push_str(&format!(
+            " fragment F{i} on QueryRoot {{ ...F{} ...F{} }}",
+            i + 1,
+            i + 1
+        ));
+    }
+    doubling.push_str(" fragment F40 on QueryRoot { __typename }");
+    let started = std::time::Instant::now();
+    let body = server.gql(&doubling, json!({})).await;
+    assert!(error_code(&body).starts_with("MAX_"), "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    // nodes(ids:) is priced per ID, and aliases inside a connection are each priced.
+    let ids: Vec<String> = (1..=250)
+        .map(|i| format!("gid://shopify/Collection/{i}"))
+        .collect();
+    let body = server
+        .gql(
+            "query($ids: [ID!]!) { nodes(ids: $ids) { ... on Collection { products(first: 250) { nodes { variants(first: 250) { nodes { id } } } } } } }",
+            json!({ "ids": ids }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "MAX_COST_EXCEEDED", "{body}");
+    let aliased: String = (0..10)
+        .map(|i| format!("n{i}: nodes {{ variants(first: 250) {{ nodes {{ id }} }} }} "))
+        .collect();
+    let body = server
+        .gql(
+            &format!("{{ products(first: 100) {{ {aliased} }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "MAX_COST_EXCEEDED", "{body}");
 
     // A body over MAX_BODY_BYTES never reaches the parser.
     let (status, body) = server

@@ -15,7 +15,6 @@
 //! from the arguments before execution; the actual cost from the nodes the response holds.
 //! Both are reported in `extensions.cost` on every response.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::parser::types::{
@@ -132,15 +131,12 @@ impl Limits {
         let Some(op) = pick_operation(doc, name) else {
             return Ok(0);
         };
-        let mut walker = Walker {
+        let mut walker = Walker::new(
             doc,
-            types: &self.types,
+            &self.types,
             variables,
-            max_page: self.limits.max_page_size as u64,
-            cost_memo: HashMap::new(),
-            depth_memo: HashMap::new(),
-            visiting: HashSet::new(),
-        };
+            self.limits.max_page_size as u64,
+        );
         // Fragment cycles anywhere in the document are rejected before any walk.
         for name in doc.fragments.keys() {
             walker.fragment(name, |w, set, _| w.depth(set))?;
@@ -209,15 +205,7 @@ impl Limits {
                 .is_some_and(|doc| {
                     let types = TypeIndex::empty();
                     let vars = Variables::default();
-                    let mut walker = Walker {
-                        doc: &doc,
-                        types: &types,
-                        variables: &vars,
-                        max_page: 1,
-                        cost_memo: HashMap::new(),
-                        depth_memo: HashMap::new(),
-                        visiting: HashSet::new(),
-                    };
+                    let mut walker = Walker::new(&doc, &types, &vars, 1);
                     doc.fragments
                         .keys()
                         .any(|name| walker.fragment(name, |w, set, _| w.depth(set)).is_err())

@@ -14,7 +14,7 @@ use super::limit_error;
 
 /// Field types of the schema, enough to price a selection.
 pub struct TypeIndex {
-    /// type → field → (named type, is list)
+    /// type → field → named type of the field (lists unwrapped)
     fields: HashMap<String, HashMap<String, String>>,
     composite: HashSet<String>,
 }
@@ -131,6 +131,10 @@ pub(super) struct Walker<'a> {
     pub(super) cost_memo: HashMap<Name, u64>,
     pub(super) depth_memo: HashMap<Name, usize>,
     pub(super) visiting: HashSet<Name>,
+    /// Fragment costs as nodes of a connection, by fragment and connection type.
+    pub(super) node_memo: HashMap<(Name, String), u64>,
+    /// Selections visited so far; a document that needs more cannot be priced.
+    pub(super) steps: u64,
 }
 
 fn arg_i64(field: &Field, name: &str, variables: &Variables) -> Option<i64> {
@@ -148,7 +152,76 @@ fn arg_i64(field: &Field, name: &str, variables: &Variables) -> Option<i64> {
     }
 }
 
+/// Most selections a walk visits before the document is refused. Fragments are memoized,
+/// so ordinary documents need a few hundred; this stops pathological spreads.
+const MAX_WALK_STEPS: u64 = 100_000;
+
+/// Lists whose length is known without running them, priced per element.
+const RECOMMENDATIONS: u64 = 10;
+
+fn list_len(field: &Field, name: &str, variables: &Variables) -> Option<usize> {
+    let (_, value) = field
+        .arguments
+        .iter()
+        .find(|(n, _)| n.node.as_str() == name)?;
+    match &value.node {
+        DocValue::List(items) => Some(items.len()),
+        DocValue::Variable(v) => match variables.get(v) {
+            Some(Value::List(items)) => Some(items.len()),
+            _ => Some(1),
+        },
+        _ => Some(1),
+    }
+}
+
 impl Walker<'_> {
+    pub(super) fn new<'a>(
+        doc: &'a ExecutableDocument,
+        types: &'a TypeIndex,
+        variables: &'a Variables,
+        max_page: u64,
+    ) -> Walker<'a> {
+        Walker {
+            doc,
+            types,
+            variables,
+            max_page,
+            cost_memo: HashMap::new(),
+            depth_memo: HashMap::new(),
+            visiting: HashSet::new(),
+            node_memo: HashMap::new(),
+            steps: 0,
+        }
+    }
+
+    fn tick(&mut self) -> ServerResult<()> {
+        self.steps += 1;
+        if self.steps > MAX_WALK_STEPS {
+            return Err(limit_error(
+                "MAX_COST_EXCEEDED",
+                "The document is too complex to price (its fragments expand too far).".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `first`/`last` of a connection, refused above `MAX_PAGE_SIZE` before anything runs.
+    fn page_size(&self, field: &Field) -> ServerResult<u64> {
+        let n = arg_i64(field, "first", self.variables)
+            .or_else(|| arg_i64(field, "last", self.variables));
+        match n {
+            Some(n) if n > self.max_page as i64 => Err(limit_error(
+                "MAX_PAGE_SIZE_EXCEEDED",
+                format!(
+                    "first/last is {n}; the limit (MAX_PAGE_SIZE) is {}.",
+                    self.max_page
+                ),
+            )),
+            Some(n) => Ok(n.max(0) as u64),
+            None => Ok(self.max_page),
+        }
+    }
+
     pub(super) fn fragment<T>(
         &mut self,
         name: &Name,
@@ -172,6 +245,7 @@ impl Walker<'_> {
     pub(super) fn cost(&mut self, set: &SelectionSet, parent: &str) -> ServerResult<u64> {
         let mut total: u64 = 0;
         for item in &set.items {
+            self.tick()?;
             let c = match &item.node {
                 Selection::Field(field) => self.field_cost(&field.node, parent)?,
                 Selection::InlineFragment(f) => {
@@ -202,40 +276,64 @@ impl Walker<'_> {
     }
 
     fn field_cost(&mut self, field: &Field, parent: &str) -> ServerResult<u64> {
-        let Some(ty) = self
-            .types
-            .field_type(parent, field.name.node.as_str())
-            .map(str::to_string)
-        else {
+        let name = field.name.node.as_str();
+        let Some(ty) = self.types.field_type(parent, name).map(str::to_string) else {
             return Ok(0);
         };
         if !self.types.is_composite(&ty) {
             return Ok(0);
         }
         if ty.ends_with("Connection") {
-            let n = arg_i64(field, "first", self.variables)
-                .or_else(|| arg_i64(field, "last", self.variables))
-                .map(|n| n.clamp(0, self.max_page as i64) as u64)
-                .unwrap_or(self.max_page);
+            let n = self.page_size(field)?;
             let per_node = self.node_cost(&field.selection_set.node, &ty)?;
             return Ok(2u64.saturating_add(n.saturating_mul(per_node)));
         }
-        Ok(1u64.saturating_add(self.cost(&field.selection_set.node, &ty)?))
+        let each = 1u64.saturating_add(self.cost(&field.selection_set.node, &ty)?);
+        // Lists whose length the arguments or the implementation bound are priced per
+        // element; other lists (options, selected options, menu items) are small.
+        let count = match (parent, name) {
+            (_, "nodes")
+                if field
+                    .arguments
+                    .iter()
+                    .any(|(n, _)| n.node.as_str() == "ids") =>
+            {
+                let len = list_len(field, "ids", self.variables).unwrap_or(1) as u64;
+                if len > self.max_page {
+                    return Err(limit_error(
+                        "MAX_PAGE_SIZE_EXCEEDED",
+                        format!(
+                            "nodes(ids:) has {len} IDs; the limit (MAX_PAGE_SIZE) is {}.",
+                            self.max_page
+                        ),
+                    ));
+                }
+                len
+            }
+            (_, "productRecommendations") => RECOMMENDATIONS,
+            // Matched among the product's first MAX_PAGE_SIZE variants.
+            (_, "variantBySelectedOptions") => {
+                return Ok(2u64.saturating_add(self.max_page.saturating_mul(each)));
+            }
+            _ => 1,
+        };
+        Ok(count.saturating_mul(each))
     }
 
-    /// Cost of one node of a connection: `edges { node {..} }` or `nodes {..}`.
+    /// Cost of one node of a connection: `edges { node {..} }` and `nodes {..}`, each
+    /// alias counted (every alias is resolved and serialized again).
     fn node_cost(&mut self, set: &SelectionSet, conn_type: &str) -> ServerResult<u64> {
-        let mut best = 0;
+        let mut total: u64 = 0;
         for item in &set.items {
-            match &item.node {
+            self.tick()?;
+            let c = match &item.node {
                 Selection::Field(f) if f.node.name.node.as_str() == "nodes" => {
                     let ty = self
                         .types
                         .field_type(conn_type, "nodes")
                         .unwrap_or_default()
                         .to_string();
-                    best =
-                        best.max(1u64.saturating_add(self.cost(&f.node.selection_set.node, &ty)?));
+                    1u64.saturating_add(self.cost(&f.node.selection_set.node, &ty)?)
                 }
                 Selection::Field(f) if f.node.name.node.as_str() == "edges" => {
                     let edge = self
@@ -243,27 +341,34 @@ impl Walker<'_> {
                         .field_type(conn_type, "edges")
                         .unwrap_or_default()
                         .to_string();
-                    best = best.max(self.cost(&f.node.selection_set.node, &edge)?);
+                    self.cost(&f.node.selection_set.node, &edge)?
                 }
-                Selection::Field(_) => {}
+                Selection::Field(_) => 0,
                 Selection::InlineFragment(f) => {
-                    best = best.max(self.node_cost(&f.node.selection_set.node, conn_type)?)
+                    self.node_cost(&f.node.selection_set.node, conn_type)?
                 }
                 Selection::FragmentSpread(s) => {
-                    let name = s.node.fragment_name.node.clone();
-                    let c = self
-                        .fragment(&name, |w, set, _| w.node_cost(set, conn_type))?
-                        .unwrap_or(0);
-                    best = best.max(c);
+                    let key = (s.node.fragment_name.node.clone(), conn_type.to_string());
+                    if let Some(c) = self.node_memo.get(&key) {
+                        *c
+                    } else {
+                        let c = self
+                            .fragment(&key.0, |w, set, _| w.node_cost(set, conn_type))?
+                            .unwrap_or(0);
+                        self.node_memo.insert(key, c);
+                        c
+                    }
                 }
-            }
+            };
+            total = total.saturating_add(c);
         }
-        Ok(best)
+        Ok(total)
     }
 
     pub(super) fn depth(&mut self, set: &SelectionSet) -> ServerResult<usize> {
         let mut deepest = 0;
         for item in &set.items {
+            self.tick()?;
             let d = match &item.node {
                 Selection::Field(f) => 1 + self.depth(&f.node.selection_set.node)?,
                 Selection::InlineFragment(f) => self.depth(&f.node.selection_set.node)?,
@@ -290,6 +395,7 @@ impl Walker<'_> {
         out: &mut Vec<String>,
     ) -> ServerResult<()> {
         for item in &set.items {
+            self.tick()?;
             match &item.node {
                 Selection::Field(f) => out.push(f.node.name.node.to_string()),
                 Selection::InlineFragment(f) => {
@@ -351,7 +457,7 @@ pub fn actual_cost(value: &Value) -> u64 {
                 2 + per(map.get("edges"), true).max(per(map.get("nodes"), false))
             }
             Value::Object(map) => 1 + children(map),
-            Value::List(items) => items.iter().map(field).max().unwrap_or(0),
+            Value::List(items) => items.iter().map(field).fold(0u64, u64::saturating_add),
             _ => 0,
         }
     }
