@@ -40,7 +40,12 @@ impl Cursor {
         let bytes = URL_SAFE_NO_PAD
             .decode(text.trim_end_matches('='))
             .map_err(|_| PageError::InvalidCursor)?;
-        serde_json::from_slice(&bytes).map_err(|_| PageError::InvalidCursor)
+        let cursor: Cursor =
+            serde_json::from_slice(&bytes).map_err(|_| PageError::InvalidCursor)?;
+        if cursor.value.as_str().is_some_and(|s| s.contains('\0')) {
+            return Err(PageError::InvalidCursor);
+        }
+        Ok(cursor)
     }
 }
 

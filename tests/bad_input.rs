@@ -259,3 +259,82 @@ async fn negative_zero_and_huge_quantities_are_user_errors_and_change_nothing() 
         "a rejected mutation changed rows"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nul_characters_and_forged_cursors_are_rejected_before_the_database() {
+    let db = TestDb::new(3).await;
+    let server = TestServer::start(config(&db)).await;
+    let body = server
+        .gql(
+            "query($h: String!) { product(handle: $h) { id } }",
+            json!({ "h": "a\u{0}b" }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    let body = server
+        .gql("{ product(handle: \"a\\u0000b\") { id } }", json!({}))
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    use base64::Engine;
+    let forge = |json: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
+    let q =
+        "query($a: String) { products(first: 2, after: $a, sortKey: CREATED_AT) { nodes { id } } }";
+    for cursor in [
+        forge(r#"{"s":"CREATED_AT","v":9000000000000000000,"i":1}"#),
+        forge(r#"{"s":"CREATED_AT","v":"x","i":1}"#),
+    ] {
+        let body = server.gql(q, json!({ "a": cursor })).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    }
+    let q = "query($a: String) { products(first: 2, after: $a, sortKey: TITLE) { nodes { id } } }";
+    let body = server
+        .gql(
+            q,
+            json!({ "a": forge("{\"s\":\"TITLE\",\"v\":\"a\\u0000\",\"i\":1}") }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn line_updates_whose_outcome_depends_on_their_order_are_refused() {
+    let db = TestDb::new(3).await;
+    let server = TestServer::start(config(&db)).await;
+    let v1 = db.count("SELECT min(id) AS n FROM product_variants").await;
+    let v2 = db
+        .count(&format!(
+            "SELECT min(id) AS n FROM product_variants WHERE id > {v1}"
+        ))
+        .await;
+    let v3 = db
+        .count(&format!(
+            "SELECT min(id) AS n FROM product_variants WHERE id > {v2}"
+        ))
+        .await;
+    let gid = |v: i64| format!("gid://shopify/ProductVariant/{v}");
+    let created = server
+        .data(
+            "mutation($l: [CartLineInput!]) { cartCreate(input: { lines: $l }) { cart { id lines(first: 5) { nodes { id merchandise { ... on ProductVariant { id } } } } } } }",
+            json!({ "l": [{ "merchandiseId": gid(v1), "quantity": 1 }, { "merchandiseId": gid(v2), "quantity": 2 }] }),
+        )
+        .await;
+    let cart = &created["cartCreate"]["cart"];
+    let lines = cart["lines"]["nodes"].as_array().unwrap();
+    let (a, b) = (lines[0]["id"].clone(), lines[1]["id"].clone());
+    let before = snapshot(&db).await;
+    let update = "mutation($c: ID!, $l: [CartLineUpdateInput!]!) { cartLinesUpdate(cartId: $c, lines: $l) { userErrors { code field } } }";
+    for lines in [
+        json!([{ "id": a, "merchandiseId": gid(v2) }, { "id": b, "merchandiseId": gid(v1) }]),
+        json!([{ "id": a, "quantity": 3 }, { "id": a, "quantity": 4 }]),
+        json!([{ "id": a, "merchandiseId": gid(v3) }, { "id": b, "merchandiseId": gid(v3) }]),
+    ] {
+        let body = server
+            .data(update, json!({ "c": cart["id"], "l": lines }))
+            .await;
+        assert_eq!(
+            body["cartLinesUpdate"]["userErrors"][0]["code"], "INVALID",
+            "{lines}: {body}"
+        );
+        assert_eq!(snapshot(&db).await, before, "{lines} changed the cart");
+    }
+}

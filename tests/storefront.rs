@@ -690,3 +690,57 @@ async fn price_ranges_follow_every_price_and_variant_change() {
         commerce_gateway::money::format_minor(expected_hi, "USD")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_price_range_never_mixes_currencies_and_unpriced_variants_are_not_for_sale() {
+    let db = TestDb::new(3).await;
+    let server = TestServer::start(config(&db)).await;
+    let product = db.count("SELECT min(product_id) AS n FROM product_variants v JOIN products p ON p.id = v.product_id WHERE p.status = 'ACTIVE' GROUP BY product_id HAVING count(*) > 1 ORDER BY 1 LIMIT 1").await;
+    let variant = db
+        .count(&format!(
+            "SELECT max(id) AS n FROM product_variants WHERE product_id = {product}"
+        ))
+        .await;
+    // One variant loses its euro price: the whole range falls back to dollars.
+    db.run_sql(&format!(
+        "DELETE FROM variant_prices WHERE variant_id = {variant} AND currency = 'EUR'"
+    ))
+    .await;
+    let q = "query($id: ID!) @inContext(country: DE) { product(id: $id) { priceRange { minVariantPrice { amount currencyCode } maxVariantPrice { amount currencyCode } } } }";
+    let data = server
+        .data(
+            q,
+            json!({ "id": format!("gid://shopify/Product/{product}") }),
+        )
+        .await;
+    let range = &data["product"]["priceRange"];
+    assert_eq!(range["minVariantPrice"]["currencyCode"], "USD", "{range}");
+    assert_eq!(range["maxVariantPrice"]["currencyCode"], "USD", "{range}");
+
+    // A variant with no price at all is not for sale and cannot go in a cart.
+    db.run_sql(&format!(
+        "DELETE FROM variant_prices WHERE variant_id = {variant}"
+    ))
+    .await;
+    db.run_sql(&format!(
+        "UPDATE product_variants SET inventory_policy = 'CONTINUE' WHERE id = {variant}"
+    ))
+    .await;
+    let data = server
+        .data(
+            "query($id: ID!) { node(id: $id) { ... on ProductVariant { availableForSale } } }",
+            json!({ "id": format!("gid://shopify/ProductVariant/{variant}") }),
+        )
+        .await;
+    assert_eq!(data["node"]["availableForSale"], false);
+    let body = server
+        .data(
+            "mutation($l: [CartLineInput!]) { cartCreate(input: { lines: $l }) { cart { id } userErrors { code } } }",
+            json!({ "l": [{ "merchandiseId": format!("gid://shopify/ProductVariant/{variant}"), "quantity": 1 }] }),
+        )
+        .await;
+    assert_eq!(
+        body["cartCreate"]["userErrors"][0]["code"],
+        "MERCHANDISE_NOT_FOUND"
+    );
+}

@@ -1,7 +1,7 @@
 //! Carts: lines of merchandise priced on the server from current prices.
 //!
 //! Every change runs in one transaction on the primary that first locks the cart row, so
-//! concurrent edits of one cart apply one after the other and never lose a line. Input is
+//! concurrent edits of one cart apply one after the other. Input is
 //! validated completely before anything is written: a mutation with any user error changes
 //! nothing. Not having enough stock is a warning, not an error (the cart may hold more than
 //! is available; checkout is where stock is reserved).
@@ -150,14 +150,21 @@ fn new_token() -> String {
         .collect()
 }
 
-/// Variants that may be put in a cart: existing, with a published product.
-async fn sellable_variants(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<HashSet<i64>> {
-    use crate::db::schema::product_variants;
+/// Variants that may be put in a cart: existing, with a published product and a price in
+/// the shop currency.
+async fn sellable_variants(
+    conn: &mut AsyncPgConnection,
+    ids: &[i64],
+    shop_currency: &str,
+) -> QueryResult<HashSet<i64>> {
+    use crate::db::schema::{product_variants, variant_prices};
     let rows: Vec<i64> = product_variants::table
         .inner_join(products::table)
+        .inner_join(variant_prices::table)
         .filter(product_variants::id.eq_any(ids))
         .filter(products::status.eq("ACTIVE"))
         .filter(products::published_at.le(diesel::dsl::now))
+        .filter(variant_prices::currency.eq(shop_currency))
         .select(product_variants::id)
         .load(conn)
         .await?;
@@ -315,7 +322,7 @@ async fn validate_lines(
         return Ok(errors);
     }
     let ids: Vec<i64> = lines.iter().filter_map(|l| l.merchandise_id).collect();
-    let sellable = sellable_variants(conn, &ids).await?;
+    let sellable = sellable_variants(conn, &ids, rules.shop_currency).await?;
     for (i, line) in lines.iter().enumerate() {
         let index = i.to_string();
         match line.merchandise_id {
@@ -541,7 +548,7 @@ pub async fn update_lines(
             .iter()
             .filter_map(|u| u.merchandise_id.flatten())
             .collect();
-        let sellable = sellable_variants(conn, &new_merch).await?;
+        let sellable = sellable_variants(conn, &new_merch, rules.shop_currency).await?;
         for (i, u) in updates.iter().enumerate() {
             let index = i.to_string();
             if !u
@@ -589,6 +596,36 @@ pub async fn update_lines(
                     }
                 }
                 _ => {}
+            }
+        }
+        // Updates apply one after the other: refuse sets whose outcome would depend on the
+        // order (a line named twice, two lines moved onto one merchandise, or a line moved
+        // onto merchandise of another line changed in the same call).
+        let touched: HashSet<i64> = updates.iter().filter_map(|u| u.line_id).collect();
+        let mut seen_lines = HashSet::new();
+        let mut targets = HashSet::new();
+        for (i, u) in updates.iter().enumerate() {
+            let index = i.to_string();
+            if let Some(id) = u.line_id
+                && !seen_lines.insert(id)
+            {
+                errors.push(error(
+                    CartErrorCode::Invalid,
+                    &["lines", &index, "id"],
+                    "The same line is updated twice.",
+                ));
+            }
+            if let Some(Some(variant)) = u.merchandise_id {
+                let holder = existing
+                    .iter()
+                    .find(|l| l.variant_id == variant && Some(l.id) != u.line_id);
+                if !targets.insert(variant) || holder.is_some_and(|h| touched.contains(&h.id)) {
+                    errors.push(error(
+                        CartErrorCode::Invalid,
+                        &["lines", &index, "merchandiseId"],
+                        "Another line of this call holds or moves to the same merchandise.",
+                    ));
+                }
             }
         }
         if errors.is_empty() {

@@ -293,6 +293,11 @@ pub fn parse(
                 if draft.variants.len() >= 100 {
                     return Err("a product has at most 100 variants".into());
                 }
+                let weight_unit = weight_unit(col("Variant Weight Unit"))?.to_string();
+                let requires_shipping = parse_bool(col("Variant Requires Shipping"), true)
+                    .map_err(|e| format!("Variant Requires Shipping: {e}"))?;
+                let taxable = parse_bool(col("Variant Taxable"), true)
+                    .map_err(|e| format!("Variant Taxable: {e}"))?;
                 if let Some(sku) = &sku {
                     skus.insert(sku.clone(), handle.clone());
                 }
@@ -300,11 +305,9 @@ pub fn parse(
                     sku,
                     options,
                     grams,
-                    weight_unit: weight_unit(col("Variant Weight Unit"))?.to_string(),
-                    requires_shipping: parse_bool(col("Variant Requires Shipping"), true)
-                        .map_err(|e| format!("Variant Requires Shipping: {e}"))?,
-                    taxable: parse_bool(col("Variant Taxable"), true)
-                        .map_err(|e| format!("Variant Taxable: {e}"))?,
+                    weight_unit,
+                    requires_shipping,
+                    taxable,
                     inventory_policy: policy.to_string(),
                     barcode: opt(col("Variant Barcode")),
                     price_minor,

@@ -49,8 +49,15 @@ fn bind_sort_value(
             q.bind(Bind::Float(value.as_f64().ok_or_else(bad)?));
         }
         SortValue::Timestamp => {
+            let micros = value
+                .as_i64()
+                .filter(|m| {
+                    chrono::DateTime::from_timestamp_micros(*m)
+                        .is_some_and(|t| (1..=9999).contains(&chrono::Datelike::year(&t)))
+                })
+                .ok_or_else(bad)?;
             q.push("('epoch'::timestamptz + ");
-            q.bind(Bind::BigInt(value.as_i64().ok_or_else(bad)?));
+            q.bind(Bind::BigInt(micros));
             q.push(" * interval '1 microsecond')");
         }
         SortValue::None => unreachable!("sorts without a value compare ids only"),

@@ -115,6 +115,9 @@ pub struct Variant {
     pub compare_at_minor: Option<i64>,
     #[diesel(sql_type = Text)]
     pub currency: String,
+    /// False when the catalog has no price for it (neither currency): not for sale.
+    #[diesel(sql_type = Bool)]
+    pub priced: bool,
     #[diesel(sql_type = BigInt)]
     pub quantity_available: i64,
     /// The product's option names in position order, so `selectedOptions` needs no
@@ -125,7 +128,7 @@ pub struct Variant {
 
 impl Variant {
     pub fn available_for_sale(&self) -> bool {
-        self.inventory_policy == "CONTINUE" || self.quantity_available > 0
+        self.priced && (self.inventory_policy == "CONTINUE" || self.quantity_available > 0)
     }
 
     pub fn option_values(&self) -> [Option<&str>; 3] {

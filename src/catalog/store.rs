@@ -25,7 +25,8 @@ fn variant_select(cur: &str, shop: Option<&str>, option_names: &str) -> (String,
     let (price, joins) = match shop {
         None => (
             format!(
-                "COALESCE(pc.amount_minor, 0) AS price_minor, pc.compare_at_minor, {cur}::text AS currency"
+                "COALESCE(pc.amount_minor, 0) AS price_minor, pc.compare_at_minor, {cur}::text AS currency, \
+                 pc.amount_minor IS NOT NULL AS priced"
             ),
             format!(" LEFT JOIN variant_prices pc ON pc.variant_id = v.id AND pc.currency = {cur}"),
         ),
@@ -33,7 +34,8 @@ fn variant_select(cur: &str, shop: Option<&str>, option_names: &str) -> (String,
             format!(
                 "COALESCE(pc.amount_minor, ps.amount_minor, 0) AS price_minor, \
                  CASE WHEN pc.amount_minor IS NOT NULL THEN pc.compare_at_minor ELSE ps.compare_at_minor END AS compare_at_minor, \
-                 CASE WHEN pc.amount_minor IS NOT NULL THEN {cur}::text ELSE {shop}::text END AS currency"
+                 CASE WHEN pc.amount_minor IS NOT NULL THEN {cur}::text ELSE {shop}::text END AS currency, \
+                 COALESCE(pc.amount_minor, ps.amount_minor) IS NOT NULL AS priced"
             ),
             format!(
                 " LEFT JOIN variant_prices pc ON pc.variant_id = v.id AND pc.currency = {cur} \
@@ -201,7 +203,8 @@ pub async fn images_by_ids(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryRe
         .await
 }
 
-/// Price ranges, availability and stock of each product, in `currency`.
+/// Price ranges, availability and stock of each product, in `currency` when every
+/// variant has a price in it, else all in the shop currency (a range never mixes two).
 pub async fn summaries_for(
     conn: &mut AsyncPgConnection,
     product_ids: &[i64],
@@ -210,17 +213,30 @@ pub async fn summaries_for(
 ) -> QueryResult<Vec<ProductSummary>> {
     let mut q = DynSql::new("");
     let ids = q.add(Bind::BigIntArray(product_ids.to_vec()));
-    let (cur, shop) = bind_currencies(&mut q, currency, shop_currency);
-    let (columns, joins) = variant_select(&cur, shop.as_deref(), "NULL::text[]");
+    let cur = q.add(Bind::Text(currency.to_string()));
+    let shop = q.add(Bind::Text(shop_currency.to_string()));
     q.push(&format!(
-        "SELECT v.product_id, \
-                min(v.currency) AS currency, \
-                min(v.price_minor)::int8 AS min_price_minor, max(v.price_minor)::int8 AS max_price_minor, \
-                min(v.compare_at_minor)::int8 AS min_compare_at_minor, max(v.compare_at_minor)::int8 AS max_compare_at_minor, \
-                bool_or(v.inventory_policy = 'CONTINUE' OR v.quantity_available > 0) AS available_for_sale, \
-                sum(GREATEST(v.quantity_available, 0))::int8 AS total_inventory \
-         FROM (SELECT {columns} FROM product_variants v {joins} WHERE v.product_id = ANY({ids})) v \
-         GROUP BY v.product_id"
+        "SELECT product_id, \
+                CASE WHEN in_cur THEN {cur} ELSE {shop} END AS currency, \
+                COALESCE(CASE WHEN in_cur THEN cur_lo ELSE shop_lo END, 0)::int8 AS min_price_minor, \
+                COALESCE(CASE WHEN in_cur THEN cur_hi ELSE shop_hi END, 0)::int8 AS max_price_minor, \
+                (CASE WHEN in_cur THEN cur_cmp_lo ELSE shop_cmp_lo END)::int8 AS min_compare_at_minor, \
+                (CASE WHEN in_cur THEN cur_cmp_hi ELSE shop_cmp_hi END)::int8 AS max_compare_at_minor, \
+                available_for_sale, total_inventory \
+         FROM (SELECT v.product_id, bool_and(pc.amount_minor IS NOT NULL) AS in_cur, \
+                      min(pc.amount_minor) AS cur_lo, max(pc.amount_minor) AS cur_hi, \
+                      min(pc.compare_at_minor) AS cur_cmp_lo, max(pc.compare_at_minor) AS cur_cmp_hi, \
+                      min(ps.amount_minor) AS shop_lo, max(ps.amount_minor) AS shop_hi, \
+                      min(ps.compare_at_minor) AS shop_cmp_lo, max(ps.compare_at_minor) AS shop_cmp_hi, \
+                      bool_or(ps.amount_minor IS NOT NULL AND (v.inventory_policy = 'CONTINUE' OR s.available > 0)) AS available_for_sale, \
+                      sum(GREATEST(s.available, 0))::int8 AS total_inventory \
+               FROM product_variants v \
+               LEFT JOIN variant_prices pc ON pc.variant_id = v.id AND pc.currency = {cur} \
+               LEFT JOIN variant_prices ps ON ps.variant_id = v.id AND ps.currency = {shop} \
+               CROSS JOIN LATERAL (SELECT COALESCE(sum(il.on_hand - il.reserved), 0) AS available \
+                                   FROM inventory_levels il WHERE il.variant_id = v.id) s \
+               WHERE v.product_id = ANY({ids}) \
+               GROUP BY v.product_id) agg"
     ));
     q.load(conn).await
 }

@@ -193,11 +193,28 @@ pub async fn upsert_product(
                 id: i64,
             }
             let existing: Option<Existing> = match &v.sku {
-                Some(sku) => diesel::sql_query("SELECT id FROM product_variants WHERE sku = $1")
-                    .bind::<Text, _>(sku)
-                    .get_result(conn)
-                    .await
-                    .optional()?,
+                Some(sku) => {
+                    #[derive(QueryableByName)]
+                    struct Owner {
+                        #[diesel(sql_type = BigInt)]
+                        id: i64,
+                        #[diesel(sql_type = BigInt)]
+                        product_id: i64,
+                    }
+                    let owner: Option<Owner> =
+                        diesel::sql_query("SELECT id, product_id FROM product_variants WHERE sku = $1")
+                            .bind::<Text, _>(sku)
+                            .get_result(conn)
+                            .await
+                            .optional()?;
+                    // A SKU of another product is a conflict to report, not a variant to move.
+                    if let Some(o) = &owner
+                        && o.product_id != product.id
+                    {
+                        anyhow::bail!("Variant SKU {sku:?} belongs to another product");
+                    }
+                    owner.map(|o| Existing { id: o.id })
+                }
                 None => diesel::sql_query(
                     "SELECT id FROM product_variants WHERE product_id = $1 AND sku IS NULL \
                      AND option1 IS NOT DISTINCT FROM $2 AND option2 IS NOT DISTINCT FROM $3 AND option3 IS NOT DISTINCT FROM $4",

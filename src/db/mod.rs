@@ -87,7 +87,8 @@ pub struct Db {
     replicas: Arc<ReplicaRouter>,
 }
 
-/// A read closure: called once, and a second time on the primary if the replica failed.
+/// A read closure: called again on the primary when the replica failed, and once more
+/// when a pooled primary connection turns out to be stale.
 pub type ReadFn<T> = dyn for<'c> Fn(&'c mut AsyncPgConnection) -> BoxFuture<'c, diesel::QueryResult<T>>
     + Send
     + Sync;
@@ -128,9 +129,9 @@ impl Db {
         checkout(&self.primary, counter).await
     }
 
-    /// Runs a read on the server `route` asks for. On a replica, any failure (the replica
-    /// died, was restarted, or cancelled the statement because of a replication conflict)
-    /// is retried once on the primary and the replica is checked again at once.
+    /// Runs a read on the server `route` asks for. On a replica, a failure of the replica
+    /// (it died, was restarted, or cancelled the statement because of a replication
+    /// conflict) is retried once on the primary; a bad statement is not.
     pub async fn read<T: Send + 'static>(
         &self,
         route: Route,
@@ -143,6 +144,10 @@ impl Db {
             match checkout(&replica.pool, counter).await {
                 Ok(mut conn) => match f(&mut conn).await {
                     Ok(value) => return Ok(value),
+                    // A bad statement fails the same way on the primary: no retry.
+                    Err(e) if !is_connection_error(&e) && !is_recovery_conflict(&e) => {
+                        return Err(e.into());
+                    }
                     Err(e) => {
                         tracing::warn!(replica = %replica.name, error = %e, "read failed on replica; retrying on primary");
                         if is_connection_error(&e) {
@@ -154,7 +159,10 @@ impl Db {
                 },
                 Err(e) => {
                     tracing::warn!(replica = %replica.name, error = %e, "replica unreachable; reading from primary");
-                    replica.mark_down(&e.to_string());
+                    // A busy pool is not a sick replica: only failures to connect count.
+                    if !matches!(&e, DbError::Unavailable(m) if m.contains("waiting for a slot")) {
+                        replica.mark_down(&e.to_string());
+                    }
                 }
             }
         }
@@ -224,6 +232,11 @@ pub fn is_connection_error(e: &diesel::result::Error) -> bool {
     }
 }
 
+/// A query a hot-standby replica cancelled because replay needed the rows it was reading.
+pub fn is_recovery_conflict(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message().contains("conflict with recovery"))
+}
+
 /// Creates the database named in `url` if it does not exist yet (first start on a fresh
 /// machine). Connects to the `postgres` maintenance database of the same server.
 pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
@@ -263,17 +276,30 @@ pub async fn sync_shop_currency(
 ) -> diesel::QueryResult<bool> {
     use diesel::sql_types::Text;
     use diesel_async::RunQueryDsl;
-    let changed = diesel::sql_query("UPDATE shop_settings SET currency = $1 WHERE currency <> $1")
-        .bind::<Text, _>(currency)
-        .execute(conn)
+    // One transaction: a crash between the two statements must not leave the bounds in
+    // the old currency with the setting already changed.
+    let currency = currency.to_string();
+    let changed = conn
+        .transaction::<_, diesel::result::Error, _>(async |conn| {
+            let changed =
+                diesel::sql_query("UPDATE shop_settings SET currency = $1 WHERE currency <> $1")
+                    .bind::<Text, _>(&currency)
+                    .execute(conn)
+                    .await?;
+            if changed > 0 {
+                diesel::sql_query(
+                    "SELECT refresh_product_price_bounds(ARRAY(SELECT id FROM products))",
+                )
+                .execute(conn)
+                .await?;
+            }
+            Ok(changed > 0)
+        })
         .await?;
-    if changed > 0 {
-        diesel::sql_query("SELECT refresh_product_price_bounds(ARRAY(SELECT id FROM products))")
-            .execute(conn)
-            .await?;
-        tracing::info!(currency, "shop currency changed: price bounds recomputed");
+    if changed {
+        tracing::info!(%currency, "shop currency changed: price bounds recomputed");
     }
-    Ok(changed > 0)
+    Ok(changed)
 }
 
 /// A database URL with its password removed, for logs and errors.

@@ -84,6 +84,17 @@ impl Limits {
                 ),
             ));
         }
+        // PostgreSQL text cannot hold NUL: refuse it here with a clear error rather than
+        // failing a statement (and every key batched with it) later.
+        if request.query.contains('\0')
+            || request.query.to_ascii_lowercase().contains("\\u0000")
+            || has_nul(&request.variables)
+        {
+            return Err(limit_error(
+                "BAD_USER_INPUT",
+                "Strings may not contain the NUL character.".into(),
+            ));
+        }
         let query = request.query.clone();
         let operation_name = request.operation_name.clone();
         let variables = request.variables.clone();
@@ -261,6 +272,18 @@ impl Limits {
         let _ = scope.country.set(country);
         Ok(())
     }
+}
+
+fn has_nul(variables: &Variables) -> bool {
+    fn walk(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::List(items) => items.iter().any(walk),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || walk(v)),
+            _ => false,
+        }
+    }
+    variables.iter().any(|(_, v)| walk(v))
 }
 
 /// Adds `extensions.cost` (and, with `QUERY_STATS`, `extensions.stats`) to a response.
