@@ -92,3 +92,33 @@ async fn a_cart_of_many_lines_loads_products_in_one_batch() {
         "statements for 2 lines vs 30 lines: {counts:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_product_pages_of_many_collections_share_one_statement() {
+    let db = TestDb::new(60).await;
+    let server = TestServer::start(config(&db)).await;
+    let q = "query($n: Int!) { collections(first: $n, sortKey: TITLE) { nodes { handle products(first: 5, sortKey: TITLE) { nodes { id } pageInfo { hasNextPage } } } } }";
+    let few = server.gql(q, json!({ "n": 2 })).await;
+    let many = server.gql(q, json!({ "n": 8 })).await;
+    assert!(many.get("errors").is_none(), "{many}");
+    let count = |b: &serde_json::Value| b["extensions"]["stats"]["sqlStatements"].as_u64().unwrap();
+    assert_eq!(
+        count(&few),
+        count(&many),
+        "statements for 2 vs 8 collections"
+    );
+    // Each collection's page is what asking for that collection alone gives.
+    for c in many["data"]["collections"]["nodes"].as_array().unwrap() {
+        let alone = server
+            .data(
+                "query($h: String!) { collection(handle: $h) { products(first: 5, sortKey: TITLE) { nodes { id } pageInfo { hasNextPage } } } }",
+                json!({ "h": c["handle"] }),
+            )
+            .await;
+        assert_eq!(
+            alone["collection"]["products"], c["products"],
+            "collection {}",
+            c["handle"]
+        );
+    }
+}

@@ -5,7 +5,7 @@
 use super::models::ListedProduct;
 use super::search_syntax::{Cmp, Expr, Term};
 use super::store::PUBLISHED;
-use super::{CatalogError, ProductListing, ProductSort, SimpleSort};
+use super::{CatalogError, CollectionScope, ProductListing, ProductSort, SimpleSort};
 use crate::db::sql::{Bind, DynSql};
 use crate::pagination::{Cursor, Page};
 
@@ -297,12 +297,15 @@ pub fn product_listing_sql(
         q.push("NULL::float8 AS sort_score, ");
         None
     };
-    match listing.collection_id {
-        Some(collection_id) => {
+    match listing.collection {
+        CollectionScope::Parent => {
+            q.push("cp.position AS sort_position FROM products p JOIN collection_products cp ON cp.product_id = p.id AND cp.collection_id = parent.cid");
+        }
+        CollectionScope::Collection(collection_id) => {
             q.push("cp.position AS sort_position FROM products p JOIN collection_products cp ON cp.product_id = p.id AND cp.collection_id = ");
             q.bind(Bind::BigInt(collection_id));
         }
-        None => {
+        CollectionScope::Catalog => {
             q.push("NULL::int4 AS sort_position FROM products p");
         }
     }
@@ -315,7 +318,7 @@ pub fn product_listing_sql(
         })?;
         q.uncached();
     }
-    let sort = if listing.sort == ProductSort::Manual && listing.collection_id.is_none() {
+    let sort = if listing.sort == ProductSort::Manual && !listing.collection.is_collection() {
         ProductSort::Id
     } else {
         listing.sort
@@ -323,6 +326,33 @@ pub fn product_listing_sql(
     let spec = product_sort_spec(sort, relevance.as_deref());
     let descending = sort.descending_by_default() ^ listing.reverse ^ listing.page.backward;
     keyset(&mut q, "p", &spec, descending, &listing.page)?;
+    Ok(q)
+}
+
+/// One statement for the same page of several collections: the listing runs once per
+/// collection id inside `LATERAL`; rows carry `parent_id` and keep their order.
+pub fn collections_listing_sql(
+    collection_ids: &[i64],
+    listing: &ProductListing,
+    shop_currency: &str,
+) -> Result<DynSql, CatalogError> {
+    let inner = product_listing_sql(
+        &ProductListing {
+            collection: CollectionScope::Parent,
+            ..listing.clone()
+        },
+        shop_currency,
+    )?;
+    // The inner statement's placeholders are numbered from $1; the ids go last.
+    let mut q = inner.wrap(
+        "SELECT l.*, parent.cid AS parent_id FROM unnest(",
+        "::int8[]) WITH ORDINALITY AS parent(cid, ord) CROSS JOIN LATERAL (SELECT x.*, row_number() OVER () AS rn FROM (",
+        ") x) l ORDER BY parent.ord, l.rn",
+        Bind::BigIntArray(collection_ids.to_vec()),
+    );
+    if listing.filter.is_some() {
+        q.uncached();
+    }
     Ok(q)
 }
 

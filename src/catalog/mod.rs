@@ -35,7 +35,7 @@ impl From<diesel::result::Error> for CatalogError {
 
 /// Sort keys of product listings (Shopify's `ProductSortKeys` and
 /// `ProductCollectionSortKeys`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProductSort {
     Title,
     Price,
@@ -76,12 +76,30 @@ impl ProductSort {
 /// A request for one page of products.
 #[derive(Debug, Clone)]
 pub struct ProductListing {
-    /// List the members of this collection instead of the whole catalog.
-    pub collection_id: Option<i64>,
+    /// List the members of a collection instead of the whole catalog.
+    pub collection: CollectionScope,
     pub filter: Option<Expr>,
     pub sort: ProductSort,
     pub reverse: bool,
     pub page: Page,
+}
+
+/// Which products a listing draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CollectionScope {
+    /// The whole catalog.
+    Catalog,
+    /// The members of one collection.
+    Collection(i64),
+    /// The members of `parent.cid`, for a listing run once per collection inside
+    /// `LATERAL` (one statement for the pages of many collections).
+    Parent,
+}
+
+impl CollectionScope {
+    pub fn is_collection(self) -> bool {
+        self != CollectionScope::Catalog
+    }
 }
 
 /// Sort keys of collection and page listings.

@@ -49,6 +49,29 @@ pub struct ListedProduct {
     pub sort_score: Option<f64>,
 }
 
+/// A listed product of one of several collections listed together.
+#[derive(QueryableByName, Clone, Debug)]
+pub struct CollectionMember {
+    #[diesel(embed)]
+    pub product: Product,
+    #[diesel(sql_type = Nullable<Int4>)]
+    pub sort_position: Option<i32>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub sort_score: Option<f64>,
+    #[diesel(sql_type = BigInt)]
+    pub parent_id: i64,
+}
+
+impl CollectionMember {
+    pub fn into_listed(self) -> ListedProduct {
+        ListedProduct {
+            product: self.product,
+            sort_position: self.sort_position,
+            sort_score: self.sort_score,
+        }
+    }
+}
+
 #[derive(Queryable, Selectable, Clone, Debug)]
 #[diesel(table_name = product_options)]
 pub struct ProductOption {

@@ -69,8 +69,16 @@ impl DynSql {
         format!("${}", self.binds.len())
     }
 
-    pub fn text(&self) -> &str {
-        &self.sql
+    /// Embeds this statement in `before{value}middle{self}after`, binding `value` after
+    /// this statement's own parameters.
+    pub fn wrap(self, before: &str, middle: &str, after: &str, value: Bind) -> DynSql {
+        let mut binds = self.binds;
+        binds.push(value);
+        DynSql {
+            sql: format!("{before}${}{middle}{}{after}", binds.len(), self.sql),
+            binds,
+            uncached: self.uncached,
+        }
     }
 }
 

@@ -12,10 +12,15 @@ use futures::future::BoxFuture;
 
 use super::scope::RequestScope;
 use crate::app::App;
+use crate::catalog::models::ListedProduct;
 use crate::catalog::models::{Collection, Image, Product, ProductOption, ProductSummary, Variant};
-use crate::catalog::{NestedPage, store};
+use crate::catalog::{
+    CatalogError, CollectionScope, NestedPage, ProductListing, ProductSort, listing, search_syntax,
+    store,
+};
 use crate::content::{self, Menu, Page};
 use crate::db::DbError;
+use crate::pagination::PageArgs;
 
 pub struct CatalogLoader {
     pub app: Arc<App>,
@@ -91,6 +96,53 @@ pub struct VariantId {
 
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct ImageId(pub i64);
+
+/// A page of one collection's products; keys with the same [`ListingSpec`] share a
+/// statement.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct CollectionPage {
+    pub collection_id: i64,
+    pub spec: ListingSpec,
+}
+
+/// The arguments of `Collection.products`, already validated by the resolver.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct ListingSpec {
+    pub sort: ProductSort,
+    pub reverse: bool,
+    pub args: (Option<i32>, Option<String>, Option<i32>, Option<String>),
+    pub query: Option<String>,
+}
+
+impl ListingSpec {
+    pub fn page_args(&self) -> PageArgs {
+        let (first, after, last, before) = self.args.clone();
+        PageArgs {
+            first,
+            after,
+            last,
+            before,
+        }
+    }
+
+    /// The listing these arguments describe (errors were reported by the resolver).
+    pub fn listing(&self, max_page_size: usize) -> Result<ProductListing, CatalogError> {
+        let page = self
+            .page_args()
+            .validate(listing::listing_sort_name(self.sort, true), max_page_size)?;
+        let filter = match self.query.as_deref() {
+            Some(q) => search_syntax::parse(q)?,
+            None => None,
+        };
+        Ok(ProductListing {
+            collection: CollectionScope::Parent,
+            filter,
+            sort: self.sort,
+            reverse: self.reverse,
+            page,
+        })
+    }
+}
 
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct CollectionId(pub i64);
@@ -421,5 +473,51 @@ impl Loader<PageId> for CatalogLoader {
             .into_iter()
             .map(|p| (PageId(p.id), Arc::new(p)))
             .collect())
+    }
+}
+
+impl Loader<CollectionPage> for CatalogLoader {
+    type Value = Arc<Vec<ListedProduct>>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[CollectionPage],
+    ) -> Result<HashMap<CollectionPage, Self::Value>, LoadError> {
+        let config = &self.app.config;
+        let mut out = HashMap::new();
+        for (spec, group) in group_by(keys, |k| k.spec.clone()) {
+            let ids: Vec<i64> = group.iter().map(|k| k.collection_id).collect();
+            let listing = spec
+                .listing(config.limits.max_page_size)
+                .map_err(|e| Arc::new(DbError::Unavailable(format!("listing arguments: {e}"))))?;
+            let sql = listing::collections_listing_sql(&ids, &listing, &config.shop_currency)
+                .map_err(|e| Arc::new(DbError::Unavailable(format!("listing arguments: {e}"))))?;
+            let rows: Vec<crate::catalog::models::CollectionMember> = self
+                .app
+                .db
+                .read_rows(self.scope.route(), &self.scope.statements, sql)
+                .await
+                .map_err(Arc::new)?;
+            let mut by_collection: HashMap<i64, Vec<ListedProduct>> =
+                ids.iter().map(|id| (*id, Vec::new())).collect();
+            for row in rows {
+                let parent = row.parent_id;
+                by_collection
+                    .entry(parent)
+                    .or_default()
+                    .push(row.into_listed());
+            }
+            for (collection_id, rows) in by_collection {
+                out.insert(
+                    CollectionPage {
+                        collection_id,
+                        spec: spec.clone(),
+                    },
+                    Arc::new(rows),
+                );
+            }
+        }
+        Ok(out)
     }
 }

@@ -594,7 +594,7 @@ pub(crate) async fn product_connection(
     reverse: bool,
     query: Option<String>,
 ) -> Result<ProductConnection> {
-    use crate::catalog::{ProductListing, listing, search_syntax};
+    use crate::catalog::{CollectionScope, ProductListing, listing, search_syntax};
 
     let app = app_from(ctx);
     let scope = scope_from(ctx);
@@ -607,19 +607,45 @@ pub(crate) async fn product_connection(
         None => None,
     };
     let listing = ProductListing {
-        collection_id,
+        collection: collection_id.map_or(CollectionScope::Catalog, CollectionScope::Collection),
         filter,
         sort,
         reverse,
         page: page.clone(),
     };
+    // Built here even for collections, so bad input is reported before any batching.
     let sql =
         listing::product_listing_sql(&listing, &app.config.shop_currency).map_err(from_catalog)?;
-    let rows: Vec<crate::catalog::models::ListedProduct> = app
-        .db
-        .read_rows(scope.route(), &scope.statements, sql)
-        .await
-        .map_err(|e| from_db(&e))?;
+    let rows: Vec<crate::catalog::models::ListedProduct> = match collection_id {
+        // The pages of many collections (`collections { products }`) share a statement.
+        Some(collection_id) => {
+            let spec = ListingSpec {
+                sort,
+                reverse,
+                args: (
+                    args.first,
+                    args.after.clone(),
+                    args.last,
+                    args.before.clone(),
+                ),
+                query,
+            };
+            loader_from(ctx)
+                .load_one(CollectionPage {
+                    collection_id,
+                    spec,
+                })
+                .await
+                .map_err(|e| from_db(&e))?
+                .map(|rows| rows.to_vec())
+                .unwrap_or_default()
+        }
+        None => app
+            .db
+            .read_rows(scope.route(), &scope.statements, sql)
+            .await
+            .map_err(|e| from_db(&e))?,
+    };
     let page = PageOf::from_probe(rows, &page);
     Ok(ProductConnection::new(
         page.rows
