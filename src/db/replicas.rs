@@ -1,18 +1,24 @@
 //! Read-replica rotation with health and lag checks.
 //!
-//! A background task probes every replica each `REPLICA_HEALTH_INTERVAL_MS`: it reads the
-//! primary's current WAL position, then asks the replica how far its replay is behind that
-//! position (bytes) and how old its last replayed transaction is (time). A replica that is
-//! unreachable, not in recovery, or more than `REPLICA_MAX_LAG_MS` behind leaves the
-//! rotation; it rejoins on the first probe that finds it healthy again. Lag is measured
-//! against the primary's position, so a replica whose WAL receiver lost the primary is
-//! detected as lagging even though its own receive and replay positions agree.
+//! A background task probes every replica each `REPLICA_HEALTH_INTERVAL_MS`. It records
+//! the primary's WAL position with the time it was read, then asks each replica how far it
+//! has replayed. The replica's lag is the age of the newest recorded primary position it
+//! has already replayed: it has everything the primary had then. This holds on an idle
+//! store (no false alarm because the last transaction is old) and on a busy one (a replica
+//! a few bytes behind at each probe is not "behind since forever"), and a replica whose
+//! WAL receiver lost the primary is seen lagging even though its own positions agree.
+//!
+//! A replica that is unreachable, not in recovery, or more than `REPLICA_MAX_LAG_MS`
+//! behind leaves the rotation; it rejoins on the first probe that finds it healthy. Probes
+//! use a connection of their own, so a busy pool never looks like a sick replica. When the
+//! primary cannot be read, lag cannot be judged and replicas stay as they are.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use diesel::sql_types::{Bool, Double, Nullable, Text};
+use diesel::sql_types::{Bool, Nullable, Text};
 use diesel::{QueryableByName, sql_query};
 use serde::Serialize;
 
@@ -24,6 +30,8 @@ pub struct Replica {
     /// The URL without its password, for logs and `/readyz`.
     pub name: String,
     pub pool: PgPool,
+    /// One connection for health probes only.
+    probe_pool: PgPool,
     healthy: AtomicBool,
     /// Replay lag in milliseconds at the last probe (`u64::MAX` when unknown).
     lag_ms: AtomicU64,
@@ -69,6 +77,9 @@ pub struct ReplicaRouter {
     next: AtomicUsize,
     primary: PgPool,
     max_lag: Duration,
+    /// Recent primary WAL positions and when they were read, oldest first.
+    history: std::sync::Mutex<VecDeque<(Instant, u64)>>,
+    interval: Duration,
 }
 
 #[derive(QueryableByName)]
@@ -81,10 +92,14 @@ struct PrimaryPosition {
 struct ReplayState {
     #[diesel(sql_type = Bool)]
     in_recovery: bool,
-    #[diesel(sql_type = Nullable<Double>)]
-    behind_bytes: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
-    replay_age_ms: Option<f64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    replay_lsn: Option<String>,
+}
+
+/// Parses a WAL position (`16/B374D848`) into a byte offset.
+fn parse_lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
 }
 
 impl ReplicaRouter {
@@ -96,6 +111,7 @@ impl ReplicaRouter {
                 Ok(Arc::new(Replica {
                     name: redact(url),
                     pool: build_pool(url, config.pool_size, config.connect_timeout)?,
+                    probe_pool: build_pool(url, 1, config.connect_timeout)?,
                     // Out of rotation until the first probe has measured it.
                     healthy: AtomicBool::new(false),
                     lag_ms: AtomicU64::new(u64::MAX),
@@ -108,6 +124,8 @@ impl ReplicaRouter {
             next: AtomicUsize::new(0),
             primary,
             max_lag: config.replica_max_lag,
+            history: std::sync::Mutex::new(VecDeque::new()),
+            interval: config.replica_health_interval,
         }))
     }
 
@@ -144,41 +162,81 @@ impl ReplicaRouter {
         if self.replicas.is_empty() {
             return;
         }
-        let primary_lsn = match self.primary_lsn().await {
-            Ok(lsn) => Some(lsn),
+        let primary_known = match self.primary_lsn().await {
+            Ok(lsn) => {
+                self.record(Instant::now(), lsn);
+                true
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the primary's WAL position");
-                None
+                false
             }
         };
-        let probes = self.replicas.iter().map(|replica| {
-            let lsn = primary_lsn.clone();
-            async move {
-                let timeout = self.max_lag.max(Duration::from_secs(1));
-                match tokio::time::timeout(timeout, probe(replica, lsn)).await {
-                    Ok(Ok(state)) => self.judge(replica, state),
-                    Ok(Err(e)) => replica.mark_down(&e.to_string()),
-                    Err(_) => replica.mark_down("health probe timed out"),
-                }
+        let probes = self.replicas.iter().map(|replica| async move {
+            let timeout = self.max_lag.max(Duration::from_secs(1));
+            match tokio::time::timeout(timeout, probe(replica)).await {
+                Ok(Ok(state)) => self.judge(replica, state, primary_known),
+                Ok(Err(e)) => replica.mark_down(&e.to_string()),
+                Err(_) => replica.mark_down("health probe timed out"),
             }
         });
         futures::future::join_all(probes).await;
     }
 
-    fn judge(&self, replica: &Replica, state: ReplayState) {
+    fn record(&self, at: Instant, lsn: u64) {
+        let keep = self.max_lag + self.interval * 2;
+        if let Ok(mut history) = self.history.lock() {
+            history.push_back((at, lsn));
+            while history.len() > 2
+                && history
+                    .front()
+                    .is_some_and(|(t, _)| at.duration_since(*t) > keep)
+            {
+                history.pop_front();
+            }
+            while history.len() > 4096 {
+                history.pop_front();
+            }
+        }
+    }
+
+    /// How far behind a replica that has replayed up to `replay` is.
+    fn lag(&self, replay: u64, now: Instant) -> Duration {
+        let Ok(history) = self.history.lock() else {
+            return Duration::MAX;
+        };
+        match history.iter().rev().find(|(_, lsn)| *lsn <= replay) {
+            // It has everything the primary had at `t`.
+            Some((t, _)) if Some(t) == history.back().map(|(t, _)| t) => Duration::ZERO,
+            Some((t, _)) => now.duration_since(*t),
+            // Behind every position still remembered.
+            None => history
+                .front()
+                .map(|(t, _)| now.duration_since(*t))
+                .unwrap_or_default(),
+        }
+    }
+
+    fn judge(&self, replica: &Replica, state: ReplayState, primary_known: bool) {
         if !state.in_recovery {
             replica.mark_down("not in recovery: this server is not a replica");
             return;
         }
-        // Caught up with the primary's position at probe time: no lag, however old the
-        // last transaction is (an idle primary writes nothing to replay).
-        let lag_ms = match state.behind_bytes {
-            Some(bytes) if bytes <= 0.0 => 0,
-            _ => state
-                .replay_age_ms
-                .map(|ms| ms.max(0.0) as u64)
-                .unwrap_or(u64::MAX),
+        if !primary_known {
+            // Lag cannot be judged without the primary; reachability is all we know.
+            if replica.lag_ms.load(Ordering::Relaxed) != u64::MAX {
+                replica.mark_up(replica.lag_ms.load(Ordering::Relaxed));
+            }
+            return;
+        }
+        let Some(replay) = state.replay_lsn.as_deref().and_then(parse_lsn) else {
+            replica.mark_down("the replica reports no replay position");
+            return;
         };
+        let lag_ms = self
+            .lag(replay, Instant::now())
+            .as_millis()
+            .min(u64::MAX as u128 - 1) as u64;
         if lag_ms > self.max_lag.as_millis() as u64 {
             replica.lag_ms.store(lag_ms, Ordering::Relaxed);
             replica.mark_down(&format!(
@@ -190,13 +248,13 @@ impl ReplicaRouter {
         }
     }
 
-    async fn primary_lsn(&self) -> anyhow::Result<String> {
+    async fn primary_lsn(&self) -> anyhow::Result<u64> {
         use diesel_async::RunQueryDsl;
         let mut conn = self.primary.get().await?;
         let row: PrimaryPosition = sql_query("SELECT pg_current_wal_lsn()::text AS lsn")
             .get_result(&mut conn)
             .await?;
-        Ok(row.lsn)
+        parse_lsn(&row.lsn).ok_or_else(|| anyhow::anyhow!("unreadable WAL position {}", row.lsn))
     }
 
     /// Runs the probe loop until the process ends.
@@ -219,17 +277,12 @@ impl ReplicaRouter {
     }
 }
 
-async fn probe(replica: &Replica, primary_lsn: Option<String>) -> anyhow::Result<ReplayState> {
+async fn probe(replica: &Replica) -> anyhow::Result<ReplayState> {
     use diesel_async::RunQueryDsl;
-    let mut conn = replica.pool.get().await?;
-    // Without the primary's position only the age of the last replay can be judged.
+    let mut conn = replica.probe_pool.get().await?;
     let state = sql_query(
-        "SELECT pg_is_in_recovery() AS in_recovery, \
-                CASE WHEN $1::text IS NULL THEN NULL \
-                     ELSE pg_wal_lsn_diff($1::text::pg_lsn, pg_last_wal_replay_lsn())::float8 END AS behind_bytes, \
-                (EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) * 1000)::float8 AS replay_age_ms",
+        "SELECT pg_is_in_recovery() AS in_recovery, pg_last_wal_replay_lsn()::text AS replay_lsn",
     )
-    .bind::<Nullable<Text>, _>(primary_lsn)
     .get_result::<ReplayState>(&mut conn)
     .await;
     match state {
@@ -239,5 +292,17 @@ async fn probe(replica: &Replica, primary_lsn: Option<String>) -> anyhow::Result
             let _ = deadpool::managed::Object::take(conn);
             Err(e.into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_lsn;
+
+    #[test]
+    fn wal_positions_parse_to_byte_offsets() {
+        assert_eq!(parse_lsn("0/0"), Some(0));
+        assert_eq!(parse_lsn("16/B374D848"), Some((0x16 << 32) | 0xB374_D848));
+        assert_eq!(parse_lsn("nonsense"), None);
     }
 }
