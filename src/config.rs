@@ -1,6 +1,6 @@
 //! Runtime configuration, read once at start-up from environment variables.
 //!
-//! Every setting has a default that works on a developer machine (PostgreSQL and Redis on
+//! Every setting has a default that works on a developer machine (PostgreSQL on
 //! localhost). The README's configuration table lists the same names; keep the two together.
 //! Values are validated here so that a typo fails the start with a message naming the
 //! variable, instead of surfacing later as odd behaviour.

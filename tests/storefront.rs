@@ -519,6 +519,16 @@ async fn nodes_images_and_the_shopify_path() {
     assert_eq!(data["nodes"][0]["handle"], product["handle"]);
     assert_eq!(data["nodes"][1]["product"]["id"], product["id"]);
     assert!(data["nodes"][2].is_null());
+    let menu = server
+        .data("{ menu(handle: \"main-menu\") { id title } }", json!({}))
+        .await;
+    let by_node = server
+        .data(
+            "query($id: ID!) { node(id: $id) { ... on Menu { title } } }",
+            json!({ "id": menu["menu"]["id"] }),
+        )
+        .await;
+    assert_eq!(by_node["node"]["title"], menu["menu"]["title"]);
 
     let q = "query($h: String!) { product(handle: $h) { featuredImage { url original: url transform: url(transform: { maxWidth: 300, scale: 2, preferredContentType: WEBP }) } } }";
     let data = server.data(q, json!({ "h": product["handle"] })).await;

@@ -456,7 +456,7 @@ pub fn simple_listing_sql(
     Ok(q)
 }
 
-/// The cursor of a row listed by [`list_simple`].
+/// The cursor of a row listed by [`simple_listing_sql`].
 pub fn simple_cursor(
     sort: SimpleSort,
     id: i64,

@@ -1,6 +1,7 @@
 //! The catalog domain: products, variants, images, options, collections, and how a
 //! storefront lists and filters them. The GraphQL layer translates arguments into the
-//! types here; the statements themselves live in [`store`].
+//! types here; the statements live in [`store`] (batched relation reads) and [`listing`]
+//! (pages of products, collections and pages).
 
 pub mod import;
 pub mod listing;

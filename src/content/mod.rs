@@ -88,6 +88,21 @@ pub async fn menus_by_handles(
         .select(MenuRow::as_select())
         .load(conn)
         .await?;
+    with_items(conn, found).await
+}
+
+/// Menus by id, each with all of its items.
+pub async fn menus_by_ids(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<Vec<Menu>> {
+    let found: Vec<MenuRow> = menus::table
+        .filter(menus::id.eq_any(ids))
+        .select(MenuRow::as_select())
+        .load(conn)
+        .await?;
+    with_items(conn, found).await
+}
+
+/// Loads the items of `found` menus in one statement and arranges them as trees.
+async fn with_items(conn: &mut AsyncPgConnection, found: Vec<MenuRow>) -> QueryResult<Vec<Menu>> {
     let ids: Vec<i64> = found.iter().map(|m| m.id).collect();
     let items: Vec<MenuItemRow> = menu_items::table
         .filter(menu_items::menu_id.eq_any(&ids))

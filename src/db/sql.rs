@@ -12,17 +12,15 @@
 use diesel::QueryResult;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, BigInt, Bool, Double, Int4, Text, Untyped};
+use diesel::sql_types::{Array, BigInt, Double, Int4, Text, Untyped};
 
 #[derive(Debug, Clone)]
 pub enum Bind {
     Text(String),
-    TextArray(Vec<String>),
     BigInt(i64),
     BigIntArray(Vec<i64>),
     Int(i32),
     Float(f64),
-    Bool(bool),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -92,12 +90,10 @@ impl QueryFragment<Pg> for DynSql {
         for bind in &self.binds {
             match bind {
                 Bind::Text(v) => out.push_bind_param_value_only::<Text, _>(v)?,
-                Bind::TextArray(v) => out.push_bind_param_value_only::<Array<Text>, _>(v)?,
                 Bind::BigInt(v) => out.push_bind_param_value_only::<BigInt, _>(v)?,
                 Bind::BigIntArray(v) => out.push_bind_param_value_only::<Array<BigInt>, _>(v)?,
                 Bind::Int(v) => out.push_bind_param_value_only::<Int4, _>(v)?,
                 Bind::Float(v) => out.push_bind_param_value_only::<Double, _>(v)?,
-                Bind::Bool(v) => out.push_bind_param_value_only::<Bool, _>(v)?,
             }
         }
         Ok(())

@@ -34,6 +34,15 @@ pub fn from_db(error: &DbError) -> Error {
                 "The store is temporarily unavailable. Please retry.",
             )
         }
+        // The connection died under the statement (a primary restart, a network cut):
+        // retryable, and not the client's fault.
+        DbError::Query(e) if crate::db::is_connection_error(e) => {
+            tracing::error!(%error, "database connection lost");
+            coded(
+                "SERVICE_UNAVAILABLE",
+                "The store is temporarily unavailable. Please retry.",
+            )
+        }
         DbError::Query(_) => internal(error),
     }
 }

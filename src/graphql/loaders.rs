@@ -154,6 +154,9 @@ pub struct CollectionHandle(pub String);
 pub struct MenuHandle(pub String);
 
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct MenuId(pub i64);
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct PageHandle(pub String);
 
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
@@ -431,6 +434,25 @@ impl Loader<MenuHandle> for CatalogLoader {
         Ok(rows
             .into_iter()
             .map(|m| (MenuHandle(m.menu.handle.clone()), Arc::new(m)))
+            .collect())
+    }
+}
+
+impl Loader<MenuId> for CatalogLoader {
+    type Value = Arc<Menu>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[MenuId]) -> Result<HashMap<MenuId, Self::Value>, LoadError> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .read(move |conn| {
+                let ids = ids.clone();
+                Box::pin(async move { content::menus_by_ids(conn, &ids).await })
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|m| (MenuId(m.menu.id), Arc::new(m)))
             .collect())
     }
 }

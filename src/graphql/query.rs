@@ -113,6 +113,11 @@ async fn node_by_id(ctx: &Context<'_>, id: &ID) -> Result<Option<Node>> {
             .await
             .map_err(|e| from_db(&e))?
             .map(|p| Node::Page(PageNode(p))),
+        "Menu" => loader
+            .load_one(MenuId(numeric()?))
+            .await
+            .map_err(|e| from_db(&e))?
+            .map(|m| Node::Menu(MenuNode(m))),
         other => {
             return Err(bad_input(format!(
                 "objects of type {other} cannot be fetched by node"
