@@ -513,14 +513,39 @@ impl Loader<CollectionPage> for CatalogLoader {
             let listing = spec
                 .listing(config.limits.max_page_size)
                 .map_err(|e| Arc::new(DbError::Unavailable(format!("listing arguments: {e}"))))?;
-            let sql = listing::collections_listing_sql(&ids, &listing, &config.shop_currency)
-                .map_err(|e| Arc::new(DbError::Unavailable(format!("listing arguments: {e}"))))?;
-            let rows: Vec<crate::catalog::models::CollectionMember> = self
-                .app
-                .db
-                .read_rows(self.scope.route(), &self.scope.statements, sql)
-                .await
-                .map_err(Arc::new)?;
+            let bad =
+                |e: CatalogError| Arc::new(DbError::Unavailable(format!("listing arguments: {e}")));
+            let rows: Vec<crate::catalog::models::CollectionMember> = if let [only] = ids[..] {
+                // One collection (a collection page): the plain listing, no LATERAL.
+                let single = ProductListing {
+                    collection: CollectionScope::Collection(only),
+                    ..listing
+                };
+                let sql =
+                    listing::product_listing_sql(&single, &config.shop_currency).map_err(bad)?;
+                let rows: Vec<ListedProduct> = self
+                    .app
+                    .db
+                    .read_rows(self.scope.route(), &self.scope.statements, sql)
+                    .await
+                    .map_err(Arc::new)?;
+                rows.into_iter()
+                    .map(|r| crate::catalog::models::CollectionMember {
+                        product: r.product,
+                        sort_position: r.sort_position,
+                        sort_score: r.sort_score,
+                        parent_id: only,
+                    })
+                    .collect()
+            } else {
+                let sql = listing::collections_listing_sql(&ids, &listing, &config.shop_currency)
+                    .map_err(bad)?;
+                self.app
+                    .db
+                    .read_rows(self.scope.route(), &self.scope.statements, sql)
+                    .await
+                    .map_err(Arc::new)?
+            };
             let mut by_collection: HashMap<i64, Vec<ListedProduct>> =
                 ids.iter().map(|id| (*id, Vec::new())).collect();
             for row in rows {
