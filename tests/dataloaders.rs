@@ -122,3 +122,45 @@ async fn the_product_pages_of_many_collections_share_one_statement() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_collections_of_many_products_share_one_statement() {
+    let db = TestDb::new(40).await;
+    let server = TestServer::start(config(&db)).await;
+    let q = "query($n: Int!) { products(first: $n, sortKey: ID) { nodes { id collections(first: 5) { nodes { handle } } } } }";
+    let few = server.gql(q, json!({ "n": 3 })).await;
+    let many = server.gql(q, json!({ "n": 30 })).await;
+    assert!(many.get("errors").is_none(), "{many}");
+    let count = |b: &serde_json::Value| b["extensions"]["stats"]["sqlStatements"].as_u64().unwrap();
+    assert_eq!(count(&few), count(&many), "statements for 3 vs 30 products");
+    let mut conn = db.conn().await;
+    #[derive(diesel::QueryableByName)]
+    struct Handles {
+        #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Text>)]
+        handles: Vec<String>,
+    }
+    use diesel_async::RunQueryDsl;
+    for p in many["data"]["products"]["nodes"].as_array().unwrap() {
+        let id: i64 = p["id"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let expected: Handles = diesel::sql_query(format!(
+            "SELECT COALESCE((SELECT array_agg(handle ORDER BY title, id) FROM (SELECT c.handle, c.title, c.id FROM collections c JOIN collection_products cp ON cp.collection_id = c.id WHERE cp.product_id = {id} AND c.published ORDER BY c.title, c.id LIMIT 5) x), '{{}}') AS handles"
+        ))
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        let got: Vec<&str> = p["collections"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["handle"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, expected.handles, "collections of product {id}");
+    }
+}

@@ -431,20 +431,19 @@ fn simple_sort_spec(sort: SimpleSort, alias: &str) -> SortSpec {
 
 /// The statement for one page of published rows of a small table (`collections`, `pages`).
 ///
-/// `containing_product` keeps only collections that hold that product.
+/// `of_parent_product` keeps only collections that hold the product `parent.pid` (see
+/// [`collections_of_products_sql`]).
 pub fn simple_listing_sql(
     table: &'static str,
     filter: Option<&Expr>,
     sort: SimpleSort,
     reverse: bool,
     page: &Page,
-    containing_product: Option<i64>,
+    of_parent_product: bool,
 ) -> Result<DynSql, CatalogError> {
     let mut q = DynSql::new(&format!("SELECT t.* FROM {table} t WHERE t.published"));
-    if let Some(product_id) = containing_product {
-        q.push(" AND t.id IN (SELECT cp.collection_id FROM collection_products cp WHERE cp.product_id = ");
-        q.bind(Bind::BigInt(product_id));
-        q.push(")");
+    if of_parent_product {
+        q.push(" AND t.id IN (SELECT cp.collection_id FROM collection_products cp WHERE cp.product_id = parent.pid)");
     }
     if let Some(filter) = filter {
         q.push(" AND ");
@@ -454,6 +453,22 @@ pub fn simple_listing_sql(
     let spec = simple_sort_spec(sort, "t");
     keyset(&mut q, "t", &spec, reverse ^ page.backward, page)?;
     Ok(q)
+}
+
+/// One statement for the same page of the collections of several products.
+pub fn collections_of_products_sql(
+    product_ids: &[i64],
+    sort: SimpleSort,
+    reverse: bool,
+    page: &Page,
+) -> Result<DynSql, CatalogError> {
+    let inner = simple_listing_sql("collections", None, sort, reverse, page, true)?;
+    Ok(inner.wrap(
+        "SELECT l.*, parent.pid AS parent_id FROM unnest(",
+        "::int8[]) WITH ORDINALITY AS parent(pid, ord) CROSS JOIN LATERAL (SELECT x.*, row_number() OVER () AS rn FROM (",
+        ") x) l ORDER BY parent.ord, l.rn",
+        Bind::BigIntArray(product_ids.to_vec()),
+    ))
 }
 
 /// The cursor of a row listed by [`simple_listing_sql`].

@@ -104,7 +104,7 @@ impl CollectionScope {
 }
 
 /// Sort keys of collection and page listings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SimpleSort {
     Title,
     UpdatedAt,

@@ -202,3 +202,12 @@ pub struct Collection {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
+
+/// A collection listed for one of several products listed together.
+#[derive(QueryableByName, Clone, Debug)]
+pub struct CollectionOfProduct {
+    #[diesel(embed)]
+    pub collection: Collection,
+    #[diesel(sql_type = BigInt)]
+    pub parent_id: i64,
+}

@@ -12,6 +12,7 @@ use futures::future::BoxFuture;
 
 use super::scope::RequestScope;
 use crate::app::App;
+use crate::catalog::SimpleSort;
 use crate::catalog::models::ListedProduct;
 use crate::catalog::models::{Collection, Image, Product, ProductOption, ProductSummary, Variant};
 use crate::catalog::{
@@ -96,6 +97,15 @@ pub struct VariantId {
 
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct ImageId(pub i64);
+
+/// A page of the collections one product is in (by title); keys with the same page share
+/// a statement.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct ProductCollections {
+    pub product_id: i64,
+    pub reverse: bool,
+    pub args: (Option<i32>, Option<String>, Option<i32>, Option<String>),
+}
 
 /// A page of one collection's products; keys with the same [`ListingSpec`] share a
 /// statement.
@@ -560,6 +570,59 @@ impl Loader<CollectionPage> for CatalogLoader {
                     CollectionPage {
                         collection_id,
                         spec: spec.clone(),
+                    },
+                    Arc::new(rows),
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<ProductCollections> for CatalogLoader {
+    type Value = Arc<Vec<Collection>>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[ProductCollections],
+    ) -> Result<HashMap<ProductCollections, Self::Value>, LoadError> {
+        let max = self.app.config.limits.max_page_size;
+        let mut out = HashMap::new();
+        for ((reverse, args), group) in group_by(keys, |k| (k.reverse, k.args.clone())) {
+            let ids: Vec<i64> = group.iter().map(|k| k.product_id).collect();
+            let (first, after, last, before) = args.clone();
+            let bad = |e: String| Arc::new(DbError::Unavailable(format!("listing arguments: {e}")));
+            let page = PageArgs {
+                first,
+                after,
+                last,
+                before,
+            }
+            .validate(SimpleSort::Title.name(), max)
+            .map_err(|e| bad(e.to_string()))?;
+            let sql = listing::collections_of_products_sql(&ids, SimpleSort::Title, reverse, &page)
+                .map_err(|e| bad(e.to_string()))?;
+            let rows: Vec<crate::catalog::models::CollectionOfProduct> = self
+                .app
+                .db
+                .read_rows(self.scope.route(), &self.scope.statements, sql)
+                .await
+                .map_err(Arc::new)?;
+            let mut by_product: HashMap<i64, Vec<Collection>> =
+                ids.iter().map(|id| (*id, Vec::new())).collect();
+            for row in rows {
+                by_product
+                    .entry(row.parent_id)
+                    .or_default()
+                    .push(row.collection);
+            }
+            for (product_id, rows) in by_product {
+                out.insert(
+                    ProductCollections {
+                        product_id,
+                        reverse,
+                        args: args.clone(),
                     },
                     Arc::new(rows),
                 );

@@ -270,7 +270,6 @@ impl QueryRoot {
             sort_key.into(),
             reverse,
             query,
-            None,
         )
         .await
         .map_err(from_catalog)?;
@@ -342,8 +341,9 @@ impl QueryRoot {
             Some(q) => search_syntax::parse(q).map_err(|e| from_catalog(e.into()))?,
             None => None,
         };
-        let sql = listing::simple_listing_sql("pages", filter.as_ref(), sort, reverse, &page, None)
-            .map_err(from_catalog)?;
+        let sql =
+            listing::simple_listing_sql("pages", filter.as_ref(), sort, reverse, &page, false)
+                .map_err(from_catalog)?;
         let rows: Vec<crate::content::Page> = app
             .db
             .read_rows(scope.route(), &scope.statements, sql)

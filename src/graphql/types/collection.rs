@@ -79,7 +79,6 @@ pub(crate) async fn list_collections(
     sort: SimpleSort,
     reverse: bool,
     query: Option<String>,
-    containing_product: Option<i64>,
 ) -> Result<(Vec<(Cursor, CollectionNode)>, bool, bool), CatalogError> {
     let app = app_from(ctx);
     let scope = scope_from(ctx);
@@ -88,14 +87,8 @@ pub(crate) async fn list_collections(
         Some(q) => search_syntax::parse(q)?,
         None => None,
     };
-    let sql = listing::simple_listing_sql(
-        "collections",
-        filter.as_ref(),
-        sort,
-        reverse,
-        &page,
-        containing_product,
-    )?;
+    let sql =
+        listing::simple_listing_sql("collections", filter.as_ref(), sort, reverse, &page, false)?;
     let rows: Vec<Collection> = app
         .db
         .read_rows(scope.route(), &scope.statements, sql)

@@ -429,7 +429,7 @@ impl ProductNode {
         }
     }
 
-    /// The collections the product is in.
+    /// The collections the product is in, by title (one statement for all products).
     async fn collections(
         &self,
         ctx: &Context<'_>,
@@ -440,31 +440,44 @@ impl ProductNode {
         #[graphql(default_with = "Some(false)")] reverse: Option<bool>,
     ) -> Result<CollectionConnection> {
         let reverse = reverse.unwrap_or(false);
-        let filter_product = Some(self.0.id);
-        super::collection::list_collections(
-            ctx,
-            PageArgs {
-                first,
-                after,
-                last,
-                before,
-            },
-            SimpleSort::Title,
-            reverse,
-            None,
-            filter_product,
-        )
-        .await
-        .map_err(from_catalog)
-        .map(|(rows, next, prev)| {
-            CollectionConnection::new(
-                rows.into_iter()
-                    .map(|(c, n): (Cursor, CollectionNode)| (c, n))
-                    .collect(),
-                next,
-                prev,
+        let args = PageArgs {
+            first,
+            after,
+            last,
+            before,
+        };
+        let page = args
+            .validate(
+                SimpleSort::Title.name(),
+                app_from(ctx).config.limits.max_page_size,
             )
-        })
+            .map_err(from_page)?;
+        let rows = loader_from(ctx)
+            .load_one(ProductCollections {
+                product_id: self.0.id,
+                reverse,
+                args: (args.first, args.after, args.last, args.before),
+            })
+            .await
+            .map_err(|e| from_db(&e))?
+            .unwrap_or_default();
+        let page = PageOf::from_probe(rows.to_vec(), &page);
+        Ok(CollectionConnection::new(
+            page.rows
+                .into_iter()
+                .map(|c| {
+                    let cursor = crate::catalog::listing::simple_cursor(
+                        SimpleSort::Title,
+                        c.id,
+                        &c.title,
+                        c.updated_at,
+                    );
+                    (cursor, CollectionNode(Arc::new(c)))
+                })
+                .collect(),
+            page.has_next_page,
+            page.has_previous_page,
+        ))
     }
 }
 
