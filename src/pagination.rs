@@ -59,6 +59,8 @@ pub enum PageError {
     MissingFirstOrLast,
     #[error("provide either first or last, not both")]
     BothFirstAndLast,
+    #[error("use after with first, and before with last")]
+    MismatchedCursor,
     #[error("{0} must be between 0 and {1}")]
     OutOfRange(&'static str, usize),
 }
@@ -92,6 +94,11 @@ impl PageArgs {
                 Ok(n as usize)
             }
         };
+        if (self.first.is_some() && self.before.is_some())
+            || (self.last.is_some() && self.after.is_some())
+        {
+            return Err(PageError::MismatchedCursor);
+        }
         let (limit, cursor, backward) = match (self.first, self.last) {
             (Some(_), Some(_)) => return Err(PageError::BothFirstAndLast),
             (None, None) => return Err(PageError::MissingFirstOrLast),
@@ -180,5 +187,11 @@ mod tests {
             Err(PageError::CursorSortMismatch)
         );
         assert!(args(None, Some(5)).validate("ID", 250).unwrap().backward);
+        let mixed = PageArgs {
+            first: Some(2),
+            before: Some("x".into()),
+            ..Default::default()
+        };
+        assert_eq!(mixed.validate("ID", 250), Err(PageError::MismatchedCursor));
     }
 }

@@ -228,15 +228,18 @@ fn product_term(q: &mut DynSql, term: &Term, shop_currency: &str) -> Result<(), 
             let minor = crate::money::parse_minor(&value, shop_currency).ok_or_else(|| {
                 CatalogError::BadInput(format!("price: {value:?} is not a decimal amount"))
             })?;
-            // A product matches when some variant's price satisfies the comparison;
-            // the cheapest and dearest prices bound every variant's.
+            // A product matches when some variant's price satisfies the comparison; the
+            // cheapest and dearest prices answer every comparison but equality.
             let column = match term.cmp {
                 Cmp::Gt | Cmp::Ge => "p.max_price_minor",
                 Cmp::Lt | Cmp::Le => "p.min_price_minor",
                 Cmp::Eq => {
-                    q.push("(p.min_price_minor <= ");
-                    q.bind(Bind::BigInt(minor));
-                    q.push(" AND p.max_price_minor >= ");
+                    q.push(
+                        "EXISTS (SELECT 1 FROM product_variants ev JOIN variant_prices ep ON ep.variant_id = ev.id \
+                         WHERE ev.product_id = p.id AND ep.currency = ",
+                    );
+                    q.bind(Bind::Text(shop_currency.to_string()));
+                    q.push(" AND ep.amount_minor = ");
                     q.bind(Bind::BigInt(minor));
                     q.push(")");
                     return Ok(());
