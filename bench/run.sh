@@ -16,6 +16,10 @@
 #   GATEWAY_BIN           gateway binary        (default target/release/commerce-gateway)
 #   BENCH_PRODUCTS        products to seed      (default 10000)
 #   BENCH_DURATION        wrk duration per case (default 15s)
+#   BENCH_Q1_ROUNDS       extra Q1 rounds after the main runs: gateway and PostGraphile
+#                         alternate in short windows (BENCH_ROUND_DURATION, default 5s) and
+#                         the median of the per-round ratios is reported (default 6; 0 = off).
+#                         One noisy window then moves one round, not the verdict.
 #   BENCH_WARMUP          wrk warm-up per case  (default 5s)
 #   BENCH_POOL_SIZE       DB pool of both servers (default 16)
 #   BENCH_IGNORE_CARGO=1  run even while a cargo process is running (results will be noisy)
@@ -39,6 +43,8 @@ SEED_DB_NAME=cg_bench_seed
 
 PRODUCTS="${BENCH_PRODUCTS:-10000}"
 DURATION="${BENCH_DURATION:-15s}"
+Q1_ROUNDS="${BENCH_Q1_ROUNDS:-6}"
+ROUND_DURATION="${BENCH_ROUND_DURATION:-5s}"
 WARMUP="${BENCH_WARMUP:-5s}"
 POOL="${BENCH_POOL_SIZE:-16}"
 THREADS=2
@@ -240,6 +246,8 @@ run_wrk() {
     [[ -n "$json_line" ]] || { cat "$txt" >&2; die "no BENCH_RESULT from wrk for $case"; }
     if [[ "$kind" == run ]]; then
         printf '%s\n' "$json_line" >"$OUT/runs/$case.json"
+    elif [[ "$kind" == round ]]; then
+        printf '%s\n' "$json_line" >>"$OUT/runs/$case.rounds.jsonl"
     fi
     python3 - "$case" "$kind" "$json_line" <<'EOF' >&2
 import json, sys
@@ -421,6 +429,21 @@ full_run() {
             gw_hwm=$(proc_kb "$gw_pid" VmHWM)
         fi
     done
+    # Q1 in rounds of short alternating windows (see BENCH_Q1_ROUNDS).
+    rm -f "$OUT/runs/q1_gateway.rounds.jsonl" "$OUT/runs/q1_postgraphile.rounds.jsonl"
+    if ((Q1_ROUNDS > 0)); then
+        log "Q1 rounds: $Q1_ROUNDS × (gateway, PostGraphile) of $ROUND_DURATION each"
+        for ((r = 1; r <= Q1_ROUNDS; r++)); do
+            if ((r % 2)); then
+                run_wrk q1_gateway "$ROUND_DURATION" round
+                run_wrk q1_postgraphile "$ROUND_DURATION" round
+            else
+                run_wrk q1_postgraphile "$ROUND_DURATION" round
+                run_wrk q1_gateway "$ROUND_DURATION" round
+            fi
+        done
+        gw_hwm=$(proc_kb "$gw_pid" VmHWM)
+    fi
     local pgl_hwm pgl_after_rss
     pgl_hwm=$(proc_kb "$pgl_pid" VmHWM)
     pgl_after_rss=$(proc_kb "$pgl_pid" VmRSS)
