@@ -305,6 +305,27 @@ fn stock_warnings(priced: &PricedCart) -> Vec<CartWarning> {
         .collect()
 }
 
+/// The payload of a change: the cart priced now, the user errors, and stock warnings
+/// when the change went through.
+async fn outcome(
+    conn: &mut AsyncPgConnection,
+    cart: Cart,
+    rules: &CartRules<'_>,
+    user_errors: Vec<CartUserError>,
+) -> Result<CartOutcome, DbError> {
+    let priced = price(conn, cart, rules).await?;
+    let warnings = if user_errors.is_empty() {
+        stock_warnings(&priced)
+    } else {
+        vec![]
+    };
+    Ok(CartOutcome {
+        cart: Some(priced),
+        user_errors,
+        warnings,
+    })
+}
+
 /// Validates new lines: quantities, merchandise that exists and is for sale.
 async fn validate_lines(
     conn: &mut AsyncPgConnection,
@@ -499,21 +520,10 @@ pub async fn add_lines(
         }
         let errors = check_merged(conn, cart.id, lines, rules).await?;
         if !errors.is_empty() {
-            let priced = price(conn, cart, rules).await?;
-            return Ok(CartOutcome {
-                cart: Some(priced),
-                user_errors: errors,
-                warnings: vec![],
-            });
+            return outcome(conn, cart, rules, errors).await;
         }
         let cart = insert_lines(conn, cart.id, lines).await?;
-        let priced = price(conn, cart, rules).await?;
-        let warnings = stock_warnings(&priced);
-        Ok(CartOutcome {
-            cart: Some(priced),
-            user_errors: vec![],
-            warnings,
-        })
+        outcome(conn, cart, rules, vec![]).await
     })
     .await
 }
@@ -682,17 +692,7 @@ pub async fn update_lines(
             }
             cart = touch(conn, cart.id).await?;
         }
-        let priced = price(conn, cart, rules).await?;
-        let warnings = if errors.is_empty() {
-            stock_warnings(&priced)
-        } else {
-            vec![]
-        };
-        Ok(CartOutcome {
-            cart: Some(priced),
-            user_errors: errors,
-            warnings,
-        })
+        outcome(conn, cart, rules, errors).await
     })
     .await
 }
@@ -743,17 +743,7 @@ pub async fn remove_lines(
             .await?;
             cart = touch(conn, cart.id).await?;
         }
-        let priced = price(conn, cart, rules).await?;
-        let warnings = if errors.is_empty() {
-            stock_warnings(&priced)
-        } else {
-            vec![]
-        };
-        Ok(CartOutcome {
-            cart: Some(priced),
-            user_errors: errors,
-            warnings,
-        })
+        outcome(conn, cart, rules, errors).await
     })
     .await
 }
