@@ -85,6 +85,53 @@ pub struct Config {
     /// `MAX_LINE_QUANTITY`: the largest quantity of one line.
     pub max_line_quantity: i32,
     pub limits: QueryLimits,
+    /// Checkout: taxes, shipping methods, reservation time.
+    pub checkout: crate::checkout::CheckoutSettings,
+    /// `PAYMENT_WEBHOOK_SECRET`: HMAC key of payment webhooks (refused while unset).
+    pub payment_webhook_secret: Option<String>,
+    /// `PAYMENT_WEBHOOK_TOLERANCE_SECS`: how old a webhook signature may be.
+    pub payment_webhook_tolerance: Duration,
+    /// `SMTP_URL`: where order emails go (`smtp://host:port`); unset = not sent.
+    pub smtp_url: Option<String>,
+    /// `MAIL_FROM`: the sender of order emails.
+    pub mail_from: String,
+    /// `SMTP_TIMEOUT_MS`
+    pub smtp_timeout: Duration,
+    /// Job queue workers.
+    pub jobs: JobsConfig,
+}
+
+/// Background job settings.
+#[derive(Clone, Debug)]
+pub struct JobsConfig {
+    /// `RUN_WORKERS`: `serve` runs the job workers in-process too.
+    pub embedded: bool,
+    /// `JOB_QUEUES`, `JOB_POLL_INTERVAL_MS`, `JOB_TIMEOUT_MS`, `JOB_BACKOFF_BASE_MS`,
+    /// `JOB_BACKOFF_MAX_MS` and `SHUTDOWN_GRACE_MS`.
+    pub worker: crate::jobs::worker::WorkerConfig,
+}
+
+/// Parses `queue=concurrency,…`; queues not named keep their default.
+fn parse_queues(spec: &str) -> anyhow::Result<Vec<(String, usize)>> {
+    let mut queues: Vec<(String, usize)> = vec![("orders".into(), 4), ("email".into(), 2)];
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((name, n)) = part.split_once('=') else {
+            bail!("JOB_QUEUES entry {part:?} is not queue=concurrency");
+        };
+        let n: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("JOB_QUEUES entry {part:?}: bad concurrency"))?;
+        match queues.iter_mut().find(|(q, _)| q == name.trim()) {
+            Some(entry) => entry.1 = n,
+            None => bail!(
+                "JOB_QUEUES names unknown queue {:?}; queues: {}",
+                name.trim(),
+                crate::jobs::QUEUES.join(", ")
+            ),
+        }
+    }
+    Ok(queues)
 }
 
 fn var(name: &str) -> Option<String> {
@@ -190,6 +237,34 @@ impl Config {
             max_cart_lines: parse("MAX_CART_LINES", 250usize)?,
             max_line_quantity: parse("MAX_LINE_QUANTITY", 10_000i32)?,
             limits,
+            checkout: crate::checkout::CheckoutSettings {
+                tax_rate_bps: parse("TAX_RATE_BPS", 0u32)?,
+                shipping_methods: crate::checkout::parse_shipping_methods(
+                    &var("SHIPPING_METHODS").unwrap_or_else(|| {
+                        "standard:Standard shipping:5.00,express:Express shipping:15.00".into()
+                    }),
+                )?,
+                reservation_ttl: Duration::from_secs(parse("RESERVATION_TTL_SECS", 900u64)?),
+            },
+            payment_webhook_secret: var("PAYMENT_WEBHOOK_SECRET"),
+            payment_webhook_tolerance: Duration::from_secs(parse(
+                "PAYMENT_WEBHOOK_TOLERANCE_SECS",
+                300u64,
+            )?),
+            smtp_url: var("SMTP_URL"),
+            mail_from: var("MAIL_FROM").unwrap_or_else(|| "Shop <shop@localhost>".into()),
+            smtp_timeout: millis("SMTP_TIMEOUT_MS", 10_000)?,
+            jobs: JobsConfig {
+                embedded: flag("RUN_WORKERS", true)?,
+                worker: crate::jobs::worker::WorkerConfig {
+                    queues: parse_queues(&var("JOB_QUEUES").unwrap_or_default())?,
+                    poll_interval: millis("JOB_POLL_INTERVAL_MS", 250)?,
+                    job_timeout: millis("JOB_TIMEOUT_MS", 60_000)?,
+                    backoff_base: millis("JOB_BACKOFF_BASE_MS", 1_000)?,
+                    backoff_max: millis("JOB_BACKOFF_MAX_MS", 3_600_000)?,
+                    shutdown_grace: millis("SHUTDOWN_GRACE_MS", 20_000)?,
+                },
+            },
         })
     }
 }

@@ -1,17 +1,21 @@
 //! commerce-gateway: a GraphQL gateway for online stores built for flash-sale traffic.
 //!
-//! Layout: [`graphql`] (thin resolvers) → domain ([`catalog`], [`cart`], [`content`]) →
-//! infrastructure ([`db`], [`http`]). Dependencies point one way.
+//! Layout: [`graphql`] and [`http`] (thin resolvers and handlers) → domain ([`catalog`],
+//! [`cart`], [`checkout`], [`content`]) → infrastructure ([`db`], [`jobs`], [`mail`]). Dependencies point one way.
 
 pub mod app;
 pub mod cart;
 pub mod catalog;
+pub mod checkout;
 pub mod config;
 pub mod content;
+pub mod countries;
 pub mod db;
 pub mod graphql;
 pub mod http;
 pub mod ids;
+pub mod jobs;
+pub mod mail;
 pub mod money;
 pub mod pagination;
 pub mod startup;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use commerce_gateway::config::Config;
-use commerce_gateway::{db, graphql, http, startup};
+use commerce_gateway::{app, db, graphql, http, jobs, startup};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 #[derive(Parser)]
@@ -38,6 +38,32 @@ enum Command {
     },
     /// Print the storefront schema (SDL).
     Schema,
+    /// Run the job workers only (no HTTP server).
+    Worker,
+    /// Inspect and retry background jobs.
+    Jobs {
+        #[command(subcommand)]
+        action: JobsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsAction {
+    /// Jobs per queue and state, with the age of the oldest.
+    Stats,
+    /// List dead jobs (those that used up their attempts).
+    Dead {
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Put dead jobs back in their queue with fresh attempts.
+    Retry {
+        /// Job ids to retry.
+        ids: Vec<i64>,
+        /// Retry every dead job.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+    },
 }
 
 fn init_logging() {
@@ -70,7 +96,68 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
             tracing::info!(%addr, "commerce-gateway listening (GraphiQL at /graphql)");
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let workers = if app.config.jobs.embedded {
+                Some(app::spawn_workers(&app.config, stop_rx)?)
+            } else {
+                None
+            };
             http::serve(app, listener, http::shutdown_signal()).await?;
+            let _ = stop_tx.send(true);
+            if let Some(workers) = workers {
+                let _ = workers.await;
+            }
+        }
+        Command::Worker => {
+            let config = Config::from_env()?;
+            db::ensure_database(&config.database_url).await?;
+            if config.auto_migrate {
+                db::migrate::run(&config.database_url).await?;
+            }
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let workers = app::spawn_workers(&config, stop_rx)?;
+            http::shutdown_signal().await;
+            tracing::info!("stopping workers: running jobs get SHUTDOWN_GRACE_MS to finish");
+            let _ = stop_tx.send(true);
+            let _ = workers.await;
+        }
+        Command::Jobs { action } => {
+            let config = Config::from_env()?;
+            let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
+            match action {
+                JobsAction::Stats => {
+                    println!(
+                        "{:<10} {:<8} {:>8} {:>12}",
+                        "queue", "state", "jobs", "oldest (s)"
+                    );
+                    for s in jobs::stats(&mut conn).await? {
+                        println!(
+                            "{:<10} {:<8} {:>8} {:>12.1}",
+                            s.queue, s.state, s.jobs, s.oldest_age_seconds
+                        );
+                    }
+                }
+                JobsAction::Dead { limit } => {
+                    for j in jobs::list(&mut conn, "dead", limit).await? {
+                        println!(
+                            "{}\t{}\t{}\tattempts {}/{}\t{}",
+                            j.id,
+                            j.queue,
+                            j.kind,
+                            j.attempts,
+                            j.max_attempts,
+                            j.last_error.unwrap_or_default()
+                        );
+                    }
+                }
+                JobsAction::Retry { ids, all } => {
+                    if ids.is_empty() && !all {
+                        anyhow::bail!("name job ids to retry, or pass --all");
+                    }
+                    let n = jobs::retry_dead(&mut conn, (!all).then_some(ids.as_slice())).await?;
+                    println!("requeued {n} dead job(s)");
+                }
+            }
         }
         Command::Migrate => {
             let config = Config::from_env()?;

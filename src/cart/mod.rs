@@ -152,7 +152,7 @@ fn new_token() -> String {
 
 /// Variants that may be put in a cart: existing, with a published product and a price in
 /// the shop currency.
-async fn sellable_variants(
+pub async fn sellable_variants(
     conn: &mut AsyncPgConnection,
     ids: &[i64],
     shop_currency: &str,
@@ -191,6 +191,20 @@ fn check_quantity(
             format!("The quantity must be at most {}.", rules.max_quantity),
         ));
     }
+}
+
+/// Locks the cart `token` for the rest of the transaction.
+pub async fn lock(conn: &mut AsyncPgConnection, token: &str) -> QueryResult<Option<Cart>> {
+    lock_cart(conn, token).await
+}
+
+/// Prices a cart the caller holds (see [`lock`]).
+pub async fn price_locked(
+    conn: &mut AsyncPgConnection,
+    cart: Cart,
+    rules: &CartRules<'_>,
+) -> QueryResult<PricedCart> {
+    price(conn, cart, rules).await
 }
 
 async fn lock_cart(conn: &mut AsyncPgConnection, token: &str) -> QueryResult<Option<Cart>> {
@@ -249,7 +263,7 @@ async fn price(
     conn: &mut AsyncPgConnection,
     cart: Cart,
     rules: &CartRules<'_>,
-) -> Result<PricedCart, DbError> {
+) -> QueryResult<PricedCart> {
     let lines: Vec<CartLine> = cart_lines::table
         .filter(cart_lines::cart_id.eq(cart.id))
         .order((cart_lines::created_at, cart_lines::id))
@@ -485,7 +499,7 @@ pub async fn create(
                 .get_result(conn)
                 .await?;
             let cart = insert_lines(conn, cart.id, lines).await?;
-            price(conn, cart, rules).await
+            Ok(price(conn, cart, rules).await?)
         })
         .await?;
     let warnings = stock_warnings(&priced);

@@ -220,8 +220,7 @@ fn product_term(q: &mut DynSql, term: &Term, shop_currency: &str) -> Result<(), 
             q.push(if wanted { "EXISTS" } else { "NOT EXISTS" });
             q.push(
                 " (SELECT 1 FROM product_variants av WHERE av.product_id = p.id AND \
-                 (av.inventory_policy = 'CONTINUE' OR COALESCE((SELECT sum(il.on_hand - il.reserved) \
-                  FROM inventory_levels il WHERE il.variant_id = av.id), 0) > 0))",
+                 (av.inventory_policy = 'CONTINUE' OR av.available > 0))",
             );
         }
         Some("price" | "variants.price") => {

@@ -47,7 +47,7 @@ fn variant_select(cur: &str, shop: Option<&str>, option_names: &str) -> (String,
         "v.id, v.product_id, v.title, v.sku, v.barcode, v.position, v.option1, v.option2, v.option3, \
          v.grams, v.weight_unit, v.requires_shipping, v.taxable, v.inventory_policy, v.image_id, \
          v.created_at, v.updated_at, {price}, \
-         COALESCE((SELECT sum(il.on_hand - il.reserved) FROM inventory_levels il WHERE il.variant_id = v.id), 0)::int8 AS quantity_available, \
+         v.available AS quantity_available, \
          {option_names} AS option_names"
     );
     (columns, joins)
@@ -228,13 +228,11 @@ pub async fn summaries_for(
                       min(pc.compare_at_minor) AS cur_cmp_lo, max(pc.compare_at_minor) AS cur_cmp_hi, \
                       min(ps.amount_minor) AS shop_lo, max(ps.amount_minor) AS shop_hi, \
                       min(ps.compare_at_minor) AS shop_cmp_lo, max(ps.compare_at_minor) AS shop_cmp_hi, \
-                      bool_or(ps.amount_minor IS NOT NULL AND (v.inventory_policy = 'CONTINUE' OR s.available > 0)) AS available_for_sale, \
-                      sum(GREATEST(s.available, 0))::int8 AS total_inventory \
+                      bool_or(ps.amount_minor IS NOT NULL AND (v.inventory_policy = 'CONTINUE' OR v.available > 0)) AS available_for_sale, \
+                      sum(GREATEST(v.available, 0))::int8 AS total_inventory \
                FROM product_variants v \
                LEFT JOIN variant_prices pc ON pc.variant_id = v.id AND pc.currency = {cur} \
                LEFT JOIN variant_prices ps ON ps.variant_id = v.id AND ps.currency = {shop} \
-               CROSS JOIN LATERAL (SELECT COALESCE(sum(il.on_hand - il.reserved), 0) AS available \
-                                   FROM inventory_levels il WHERE il.variant_id = v.id) s \
                WHERE v.product_id = ANY({ids}) \
                GROUP BY v.product_id) agg"
     ));

@@ -75,6 +75,8 @@ diesel::table! {
         image_id -> Nullable<Int8>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        /// On hand − reserved over all locations, kept by triggers on inventory_levels.
+        available -> Int8,
     }
 }
 
@@ -192,6 +194,74 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    orders (id) {
+        id -> Int8,
+        number -> Int8,
+        access_token -> Text,
+        idempotency_key -> Text,
+        cart_id -> Nullable<Int8>,
+        status -> Text,
+        email -> Text,
+        currency -> Text,
+        subtotal_minor -> Int8,
+        shipping_minor -> Int8,
+        tax_minor -> Int8,
+        total_minor -> Int8,
+        shipping_method -> Text,
+        shipping_address -> Jsonb,
+        payment_provider -> Text,
+        payment_reference -> Text,
+        cancel_reason -> Nullable<Text>,
+        reserved_until -> Timestamptz,
+        confirmation_sent_at -> Nullable<Timestamptz>,
+        invoice_html -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        paid_at -> Nullable<Timestamptz>,
+        cancelled_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    order_lines (id) {
+        id -> Int8,
+        order_id -> Int8,
+        position -> Int4,
+        variant_id -> Nullable<Int8>,
+        product_title -> Text,
+        variant_title -> Text,
+        sku -> Nullable<Text>,
+        quantity -> Int4,
+        unit_price_minor -> Int8,
+        total_minor -> Int8,
+        taxable -> Bool,
+        requires_shipping -> Bool,
+    }
+}
+
+diesel::table! {
+    order_allocations (order_id, variant_id, location_id) {
+        order_id -> Int8,
+        variant_id -> Int8,
+        location_id -> Int8,
+        quantity -> Int4,
+    }
+}
+
+diesel::table! {
+    payment_events (provider, event_id) {
+        provider -> Text,
+        event_id -> Text,
+        event_type -> Text,
+        reference -> Text,
+        payload -> Jsonb,
+        received_at -> Timestamptz,
+        processed_at -> Nullable<Timestamptz>,
+        outcome -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(products -> categories (category_id));
 diesel::joinable!(product_options -> products (product_id));
 diesel::joinable!(product_images -> products (product_id));
@@ -203,6 +273,8 @@ diesel::joinable!(collection_products -> products (product_id));
 diesel::joinable!(menu_items -> menus (menu_id));
 diesel::joinable!(cart_lines -> carts (cart_id));
 diesel::joinable!(cart_lines -> product_variants (variant_id));
+diesel::joinable!(order_lines -> orders (order_id));
+diesel::joinable!(order_allocations -> orders (order_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     categories,
@@ -220,4 +292,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     pages,
     carts,
     cart_lines,
+    orders,
+    order_lines,
+    order_allocations,
+    payment_events,
 );

@@ -1,10 +1,11 @@
-//! The storefront's mutation root: the four cart mutations. Every mutation runs on the
+//! The storefront's mutation root: the cart mutations and checkout. Every mutation runs on the
 //! primary, and so do the reads that build its payload.
 
 use async_graphql::{Context, ID, Object, Result};
 
 use super::errors::from_db;
 use super::types::cart::*;
+use super::types::order::{CartCompleteInput, CartCompletePayload};
 use super::{app_from, scope_from};
 use crate::cart::{self, CartOutcome, CartRules, LineInput, LineUpdate};
 use crate::db::PgConn;
@@ -160,5 +161,59 @@ impl MutationRoot {
             .await
             .map_err(|e| from_db(&e))?;
         Ok(outcome.into())
+    }
+
+    /// Completes the checkout of a cart: re-prices it, reserves stock for every line,
+    /// authorizes the payment and creates the order, all or nothing. Retrying with the
+    /// same `idempotencyKey` returns the same order.
+    async fn cart_complete(
+        &self,
+        ctx: &Context<'_>,
+        cart_id: ID,
+        input: CartCompleteInput,
+    ) -> Result<CartCompletePayload> {
+        use crate::checkout::{self, CheckoutErrorCode, CheckoutOutcome, CheckoutUserError};
+        let Some(token) = cart_token(&cart_id) else {
+            return Ok(CartCompletePayload::new(
+                CheckoutOutcome {
+                    order: None,
+                    user_errors: vec![CheckoutUserError {
+                        code: CheckoutErrorCode::CartNotFound,
+                        field: vec!["cartId".into()],
+                        message: "The cart ID is not valid.".into(),
+                        lines: vec![],
+                    }],
+                },
+                None,
+            ));
+        };
+        let app = app_from(ctx);
+        let input = checkout::CheckoutInput {
+            email: input.email,
+            shipping_address: input.shipping_address.into(),
+            shipping_method: input.shipping_method,
+            payment_token: input.payment_token,
+            idempotency_key: input.idempotency_key,
+        };
+        let mut conn = primary(ctx).await?;
+        let outcome = checkout::complete(
+            &mut conn,
+            &token,
+            &input,
+            &app.config.checkout,
+            &cart_rules(ctx),
+            app.payments.default_provider().as_ref(),
+        )
+        .await
+        .map_err(|e| from_db(&e))?;
+        let lines = match &outcome.order {
+            Some(order) => Some(
+                checkout::orders::lines_of(&mut conn, order.id)
+                    .await
+                    .map_err(|e| from_db(&e.into()))?,
+            ),
+            None => None,
+        };
+        Ok(CartCompletePayload::new(outcome, lines))
     }
 }

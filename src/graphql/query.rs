@@ -1,5 +1,6 @@
 //! The storefront's query root.
 
+use super::types::order::OrderNode;
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, Object, Result};
@@ -393,5 +394,26 @@ impl QueryRoot {
             .await
             .map_err(|e| from_db(&e))?;
         Ok(cart.map(|c| CartNode(Arc::new(c))))
+    }
+
+    /// An order, by the access token its buyer got at checkout (`Order.accessToken`).
+    async fn order(&self, ctx: &Context<'_>, access_token: String) -> Result<Option<OrderNode>> {
+        if access_token.len() != 40 || !access_token.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Ok(None);
+        }
+        let mut conn = super::mutation::primary(ctx).await?;
+        let Some(order) = crate::checkout::orders::by_access_token(&mut conn, &access_token)
+            .await
+            .map_err(|e| from_db(&e.into()))?
+        else {
+            return Ok(None);
+        };
+        let lines = crate::checkout::orders::lines_of(&mut conn, order.id)
+            .await
+            .map_err(|e| from_db(&e.into()))?;
+        Ok(Some(OrderNode {
+            order: Arc::new(order),
+            lines: Arc::new(lines),
+        }))
     }
 }

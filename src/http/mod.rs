@@ -3,15 +3,18 @@
 //!
 //! HTTP/1.1 and HTTP/2 over cleartext (h2c, prior knowledge) are served on one port.
 
+mod checkout;
+mod webhooks;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRef, FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
@@ -29,6 +32,12 @@ pub struct HttpState {
     draining: Arc<AtomicBool>,
 }
 
+impl FromRef<HttpState> for Arc<App> {
+    fn from_ref(state: &HttpState) -> Self {
+        state.app.clone()
+    }
+}
+
 pub fn router(app: Arc<App>) -> anyhow::Result<(Router, Arc<AtomicBool>)> {
     let storefront = graphql::build(app.clone())?;
     let draining = Arc::new(AtomicBool::new(false));
@@ -43,6 +52,16 @@ pub fn router(app: Arc<App>) -> anyhow::Result<(Router, Arc<AtomicBool>)> {
         .route("/api/{version}/graphql.json", graphql_routes)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .route(
+            "/checkouts/c/{token}",
+            get(checkout::show).post(checkout::submit),
+        )
+        .route("/orders/{token}", get(checkout::order_page))
+        .route("/orders/{token}/invoice", get(checkout::invoice))
+        .route(
+            "/webhooks/payments/{provider}",
+            post(webhooks::payment_webhook),
+        )
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(app.config.max_body_bytes))
         .layer(CompressionLayer::new())

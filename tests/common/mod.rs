@@ -3,6 +3,9 @@
 //! gateway over HTTP exactly as a storefront would.
 #![allow(dead_code)]
 
+pub mod shop;
+pub mod smtp;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -83,9 +86,11 @@ impl TestDb {
             .n
     }
 
+    /// Runs one or more SQL statements (a simple-protocol batch).
     pub async fn run_sql(&self, sql: &str) {
+        use diesel_async::SimpleAsyncConnection;
         let mut conn = self.conn().await;
-        diesel::sql_query(sql).execute(&mut conn).await.expect(sql);
+        conn.batch_execute(sql).await.expect(sql);
     }
 }
 

@@ -79,6 +79,29 @@ impl CartNode {
         self.0.cart.created_at
     }
 
+    /// The shipping methods `cartComplete` accepts, priced in the cart's currency.
+    async fn shipping_methods(&self, ctx: &Context<'_>) -> Vec<super::order::ShippingMethod> {
+        let currency = &self.0.currency;
+        app_from(ctx)
+            .config
+            .checkout
+            .shipping_methods
+            .iter()
+            .filter_map(|m| {
+                Some(super::order::ShippingMethod {
+                    handle: m.handle.clone(),
+                    title: m.title.clone(),
+                    price: MoneyV2::new(crate::money::parse_minor(&m.price, currency)?, currency),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the cart has been checked out (it can no longer change).
+    async fn completed(&self) -> bool {
+        self.0.cart.completed_at.is_some()
+    }
+
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.cart.updated_at
     }

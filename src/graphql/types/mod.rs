@@ -7,4 +7,5 @@ pub mod common;
 pub mod connection;
 pub mod content;
 pub mod node;
+pub mod order;
 pub mod product;

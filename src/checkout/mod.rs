@@ -1,0 +1,781 @@
+//! Checkout: turning a cart into an order, in one transaction.
+//!
+//! [`complete`] validates the buyer's input, then in one transaction on the primary: locks
+//! the cart, re-prices its lines from current prices, authorizes the payment, creates the
+//! order with a price snapshot per line, reserves stock for every line
+//! ([`inventory::reserve`], last, so that the rows of a hot variant stay locked only for
+//! the few statements before the commit), marks the cart completed and enqueues the
+//! order's jobs. Any user
+//! error rolls everything back. A retry with the same idempotency key returns the order
+//! the first attempt created. Deadlocks and serialization failures (possible only against
+//! writers outside checkout) are retried a few times.
+
+pub mod documents;
+pub mod inventory;
+pub mod orders;
+pub mod payments;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+
+use crate::cart::{self, CartRules};
+use crate::db::DbError;
+use crate::db::schema::orders as ot;
+use crate::db::schema::{carts, order_lines, payment_events, products};
+use crate::jobs::{self, Kind, NewJob};
+pub use orders::Order;
+use payments::{Authorization, PaymentProvider};
+
+/// A shipping method the shop offers (`SHIPPING_METHODS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShippingMethod {
+    pub handle: String,
+    pub title: String,
+    /// The price as a decimal in the order's currency, e.g. "5.00".
+    pub price: String,
+}
+
+/// Checkout settings, from the configuration.
+#[derive(Debug, Clone)]
+pub struct CheckoutSettings {
+    /// `TAX_RATE_BPS`: tax on taxable lines, in basis points, added to the total.
+    pub tax_rate_bps: u32,
+    /// `SHIPPING_METHODS`; the first is the default.
+    pub shipping_methods: Vec<ShippingMethod>,
+    /// `RESERVATION_TTL_SECS`: how long an unpaid order holds its stock.
+    pub reservation_ttl: Duration,
+}
+
+/// Parses `handle:Title:price,…`.
+pub fn parse_shipping_methods(spec: &str) -> anyhow::Result<Vec<ShippingMethod>> {
+    let mut methods = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let mut fields = part.splitn(3, ':');
+        let (Some(handle), Some(title), Some(price)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            anyhow::bail!("SHIPPING_METHODS entry {part:?} is not handle:Title:price");
+        };
+        if crate::money::parse_minor(price, "USD").is_none_or(|m| m < 0) {
+            anyhow::bail!("SHIPPING_METHODS entry {part:?} has a bad price");
+        }
+        methods.push(ShippingMethod {
+            handle: handle.trim().to_string(),
+            title: title.trim().to_string(),
+            price: price.trim().to_string(),
+        });
+    }
+    if methods.is_empty() {
+        anyhow::bail!("SHIPPING_METHODS must name at least one method");
+    }
+    Ok(methods)
+}
+
+/// A postal address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Address {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub company: Option<String>,
+    pub address1: Option<String>,
+    pub address2: Option<String>,
+    pub city: Option<String>,
+    pub province: Option<String>,
+    pub zip: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    pub country_code: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// What the buyer sends to complete a checkout.
+#[derive(Debug, Clone, Default)]
+pub struct CheckoutInput {
+    pub email: String,
+    pub shipping_address: Address,
+    /// A handle of `SHIPPING_METHODS`; the first method when `None`.
+    pub shipping_method: Option<String>,
+    pub payment_token: String,
+    pub idempotency_key: String,
+}
+
+/// Why a checkout did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum CheckoutErrorCode {
+    CartNotFound,
+    CartCompleted,
+    EmptyCart,
+    InvalidEmail,
+    InvalidAddress,
+    InvalidShippingMethod,
+    InvalidIdempotencyKey,
+    /// The key was used for another cart's checkout.
+    IdempotencyKeyReused,
+    MerchandiseNotAvailable,
+    OutOfStock,
+    InvalidPaymentToken,
+    PaymentDeclined,
+}
+
+impl CheckoutErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CartNotFound => "CART_NOT_FOUND",
+            Self::CartCompleted => "CART_COMPLETED",
+            Self::EmptyCart => "EMPTY_CART",
+            Self::InvalidEmail => "INVALID_EMAIL",
+            Self::InvalidAddress => "INVALID_ADDRESS",
+            Self::InvalidShippingMethod => "INVALID_SHIPPING_METHOD",
+            Self::InvalidIdempotencyKey => "INVALID_IDEMPOTENCY_KEY",
+            Self::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            Self::MerchandiseNotAvailable => "MERCHANDISE_NOT_AVAILABLE",
+            Self::OutOfStock => "OUT_OF_STOCK",
+            Self::InvalidPaymentToken => "INVALID_PAYMENT_TOKEN",
+            Self::PaymentDeclined => "PAYMENT_DECLINED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckoutUserError {
+    pub code: CheckoutErrorCode,
+    pub field: Vec<String>,
+    pub message: String,
+    /// The cart lines (global IDs) the error is about, e.g. those out of stock.
+    pub lines: Vec<String>,
+}
+
+fn user_error(
+    code: CheckoutErrorCode,
+    field: &[&str],
+    message: impl Into<String>,
+) -> CheckoutUserError {
+    CheckoutUserError {
+        code,
+        field: field.iter().map(|s| s.to_string()).collect(),
+        message: message.into(),
+        lines: vec![],
+    }
+}
+
+/// The result of a checkout: the order, or why there is none.
+#[derive(Debug, Clone)]
+pub struct CheckoutOutcome {
+    pub order: Option<Order>,
+    pub user_errors: Vec<CheckoutUserError>,
+}
+
+impl CheckoutOutcome {
+    fn rejected(errors: Vec<CheckoutUserError>) -> Self {
+        Self {
+            order: None,
+            user_errors: errors,
+        }
+    }
+}
+
+fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    email.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && email.chars().all(|c| c.is_ascii_graphic() || !c.is_ascii())
+}
+
+fn present(value: &Option<String>) -> bool {
+    value.as_deref().is_some_and(|v| !v.trim().is_empty())
+}
+
+/// Validates the input without touching the database.
+pub fn validate(input: &CheckoutInput, settings: &CheckoutSettings) -> Vec<CheckoutUserError> {
+    use CheckoutErrorCode::*;
+    let mut errors = Vec::new();
+    if !valid_email(input.email.trim()) {
+        errors.push(user_error(
+            InvalidEmail,
+            &["input", "email"],
+            "Enter a valid email address.",
+        ));
+    }
+    let a = &input.shipping_address;
+    for (value, name, label) in [
+        (&a.last_name, "lastName", "last name"),
+        (&a.address1, "address1", "street address"),
+        (&a.city, "city", "city"),
+        (&a.zip, "zip", "postal code"),
+    ] {
+        if !present(value) {
+            errors.push(user_error(
+                InvalidAddress,
+                &["input", "shippingAddress", name],
+                format!("The shipping address needs a {label}."),
+            ));
+        }
+    }
+    let country_ok = a.country_code.as_deref().is_some_and(|c| {
+        c.len() == 2 && c.chars().all(|ch| ch.is_ascii_uppercase()) && crate::countries::is_known(c)
+    });
+    if !country_ok {
+        errors.push(user_error(
+            InvalidAddress,
+            &["input", "shippingAddress", "countryCode"],
+            "The shipping address needs a valid ISO 3166-1 country code.",
+        ));
+    }
+    let fields = [
+        &a.first_name,
+        &a.last_name,
+        &a.company,
+        &a.address1,
+        &a.address2,
+        &a.city,
+        &a.province,
+        &a.zip,
+        &a.phone,
+    ];
+    if fields.iter().any(|f| {
+        f.as_deref()
+            .is_some_and(|v| v.len() > 255 || v.contains('\0'))
+    }) {
+        errors.push(user_error(
+            InvalidAddress,
+            &["input", "shippingAddress"],
+            "Address fields must be at most 255 characters.",
+        ));
+    }
+    if let Some(handle) = &input.shipping_method
+        && !settings
+            .shipping_methods
+            .iter()
+            .any(|m| &m.handle == handle)
+    {
+        errors.push(user_error(
+            InvalidShippingMethod,
+            &["input", "shippingMethod"],
+            format!(
+                "Unknown shipping method; choose one of: {}.",
+                settings
+                    .shipping_methods
+                    .iter()
+                    .map(|m| m.handle.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let key = &input.idempotency_key;
+    if key.is_empty() || key.len() > 255 || !key.chars().all(|c| c.is_ascii_graphic()) {
+        errors.push(user_error(
+            InvalidIdempotencyKey,
+            &["input", "idempotencyKey"],
+            "The idempotency key must be 1 to 255 visible ASCII characters.",
+        ));
+    }
+    if input.payment_token.trim().is_empty() || input.payment_token.len() > 255 {
+        errors.push(user_error(
+            InvalidPaymentToken,
+            &["input", "paymentToken"],
+            "A payment token is required.",
+        ));
+    }
+    errors
+}
+
+/// Tax on `taxable_minor` at `bps` basis points, rounded half up.
+pub fn tax(taxable_minor: i64, bps: u32) -> i64 {
+    (taxable_minor * bps as i64 + 5_000) / 10_000
+}
+
+fn random_token(len: usize) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Errors inside the checkout transaction: a user error rolls back like a failure.
+enum TxError {
+    Rejected(Vec<CheckoutUserError>),
+    Db(DieselError),
+}
+
+impl From<DieselError> for TxError {
+    fn from(e: DieselError) -> Self {
+        TxError::Db(e)
+    }
+}
+
+fn retryable(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        DieselError::DatabaseError(_, info) => {
+            // 40P01 deadlock_detected has no kind of its own in diesel.
+            info.message().contains("deadlock detected")
+        }
+        _ => false,
+    }
+}
+
+/// Completes the checkout of the cart `cart_token`.
+pub async fn complete(
+    conn: &mut AsyncPgConnection,
+    cart_token: &str,
+    input: &CheckoutInput,
+    settings: &CheckoutSettings,
+    rules: &CartRules<'_>,
+    provider: &dyn PaymentProvider,
+) -> Result<CheckoutOutcome, DbError> {
+    let errors = validate(input, settings);
+    if !errors.is_empty() {
+        return Ok(CheckoutOutcome::rejected(errors));
+    }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = conn
+            .transaction(async |conn| {
+                complete_in_tx(conn, cart_token, input, settings, rules, provider).await
+            })
+            .await;
+        return match result {
+            Ok(order) => Ok(CheckoutOutcome {
+                order: Some(order),
+                user_errors: vec![],
+            }),
+            Err(TxError::Rejected(errors)) => {
+                // A key reused concurrently by another cart shows up as a unique violation
+                // and is reported like the sequential case.
+                Ok(CheckoutOutcome::rejected(errors))
+            }
+            Err(TxError::Db(DieselError::DatabaseError(
+                DatabaseErrorKind::UniqueViolation,
+                info,
+            ))) if info.constraint_name() == Some("orders_idempotency_key_key") => {
+                match orders::by_idempotency_key(conn, &input.idempotency_key).await? {
+                    Some(order)
+                        if order_cart_token(conn, &order).await?.as_deref() == Some(cart_token) =>
+                    {
+                        Ok(CheckoutOutcome {
+                            order: Some(order),
+                            user_errors: vec![],
+                        })
+                    }
+                    _ => Ok(CheckoutOutcome::rejected(vec![key_reused()])),
+                }
+            }
+            Err(TxError::Db(e)) if attempt < 4 && retryable(&e) => {
+                tracing::info!(attempt, error = %e, "checkout transaction conflicted; retrying");
+                continue;
+            }
+            Err(TxError::Db(e)) => Err(e.into()),
+        };
+    }
+}
+
+fn key_reused() -> CheckoutUserError {
+    user_error(
+        CheckoutErrorCode::IdempotencyKeyReused,
+        &["input", "idempotencyKey"],
+        "This idempotency key was already used for another cart.",
+    )
+}
+
+async fn order_cart_token(
+    conn: &mut AsyncPgConnection,
+    order: &Order,
+) -> QueryResult<Option<String>> {
+    let Some(cart_id) = order.cart_id else {
+        return Ok(None);
+    };
+    carts::table
+        .find(cart_id)
+        .select(carts::token)
+        .first(conn)
+        .await
+        .optional()
+}
+
+async fn complete_in_tx(
+    conn: &mut AsyncPgConnection,
+    cart_token: &str,
+    input: &CheckoutInput,
+    settings: &CheckoutSettings,
+    rules: &CartRules<'_>,
+    provider: &dyn PaymentProvider,
+) -> Result<Order, TxError> {
+    use CheckoutErrorCode::*;
+    let reject = |code, field: &[&str], message: &str| {
+        TxError::Rejected(vec![user_error(code, field, message)])
+    };
+    let Some(cart) = cart::lock(conn, cart_token).await? else {
+        return Err(reject(
+            CartNotFound,
+            &["cartId"],
+            "The specified cart does not exist.",
+        ));
+    };
+    if let Some(order) = orders::by_idempotency_key(conn, &input.idempotency_key).await? {
+        return if order.cart_id == Some(cart.id) {
+            Ok(order)
+        } else {
+            Err(TxError::Rejected(vec![key_reused()]))
+        };
+    }
+    if cart.completed_at.is_some() {
+        return Err(reject(
+            CartCompleted,
+            &["cartId"],
+            "The cart has already been checked out.",
+        ));
+    }
+    let priced = cart::price_locked(conn, cart, rules).await?;
+    if priced.lines.is_empty() {
+        return Err(reject(EmptyCart, &["cartId"], "The cart is empty."));
+    }
+    let titles = product_titles(conn, &priced).await?;
+    // Re-priced from current prices; lines whose merchandise left the catalog refuse.
+    let sellable = cart::sellable_variants(
+        conn,
+        &priced
+            .lines
+            .iter()
+            .map(|l| l.variant_id)
+            .collect::<Vec<_>>(),
+        rules.shop_currency,
+    )
+    .await?;
+    let unavailable: Vec<String> = priced
+        .lines
+        .iter()
+        .filter(|l| {
+            !sellable.contains(&l.variant_id) || !priced.variants.contains_key(&l.variant_id)
+        })
+        .map(|l| crate::ids::encode("CartLine", l.id))
+        .collect();
+    if !unavailable.is_empty() {
+        let mut e = user_error(
+            MerchandiseNotAvailable,
+            &["cartId"],
+            "Some merchandise in the cart is no longer for sale.",
+        );
+        e.lines = unavailable;
+        return Err(TxError::Rejected(vec![e]));
+    }
+    // Totals.
+    let currency = priced.currency.clone();
+    let method = match &input.shipping_method {
+        Some(h) => settings.shipping_methods.iter().find(|m| &m.handle == h),
+        None => <[ShippingMethod]>::first(&settings.shipping_methods),
+    }
+    .expect("validated above");
+    let needs_shipping = priced
+        .lines
+        .iter()
+        .any(|l| priced.variants[&l.variant_id].requires_shipping);
+    let shipping_minor = if needs_shipping {
+        crate::money::parse_minor(&method.price, &currency).ok_or_else(|| {
+            reject(
+                InvalidShippingMethod,
+                &["input", "shippingMethod"],
+                "This shipping method cannot be priced in the cart's currency.",
+            )
+        })?
+    } else {
+        0
+    };
+    let subtotal = priced.subtotal();
+    let taxable: i64 = priced
+        .lines
+        .iter()
+        .filter(|l| priced.variants[&l.variant_id].taxable)
+        .map(|l| priced.line_total(l))
+        .sum();
+    let tax_minor = tax(taxable, settings.tax_rate_bps);
+    let total = subtotal + shipping_minor + tax_minor;
+    // Payment.
+    let reference = match provider
+        .authorize(&input.payment_token, total, &currency)
+        .await
+    {
+        Authorization::Approved { reference } => reference,
+        Authorization::Declined { reason } => {
+            return Err(reject(PaymentDeclined, &["input", "paymentToken"], &reason));
+        }
+        Authorization::InvalidToken => {
+            return Err(reject(
+                InvalidPaymentToken,
+                &["input", "paymentToken"],
+                "The payment token is not valid.",
+            ));
+        }
+    };
+    // The order.
+    let reserved_until = Utc::now()
+        + chrono::Duration::from_std(settings.reservation_ttl)
+            .unwrap_or(chrono::Duration::minutes(15));
+    let address = serde_json::to_value(&input.shipping_address).expect("an address serializes");
+    let order: Order = diesel::insert_into(ot::table)
+        .values((
+            ot::access_token.eq(random_token(40)),
+            ot::idempotency_key.eq(&input.idempotency_key),
+            ot::cart_id.eq(priced.cart.id),
+            ot::email.eq(input.email.trim()),
+            ot::currency.eq(&currency),
+            ot::subtotal_minor.eq(subtotal),
+            ot::shipping_minor.eq(shipping_minor),
+            ot::tax_minor.eq(tax_minor),
+            ot::total_minor.eq(total),
+            ot::shipping_method.eq(&method.handle),
+            ot::shipping_address.eq(&address),
+            ot::payment_provider.eq(provider.name()),
+            ot::payment_reference.eq(&reference),
+            ot::reserved_until.eq(reserved_until),
+        ))
+        .returning(Order::as_returning())
+        .get_result(conn)
+        .await?;
+    let rows: Vec<_> = priced
+        .lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let v = &priced.variants[&l.variant_id];
+            (
+                order_lines::order_id.eq(order.id),
+                order_lines::position.eq(i as i32 + 1),
+                order_lines::variant_id.eq(Some(v.id)),
+                order_lines::product_title
+                    .eq(titles.get(&v.product_id).cloned().unwrap_or_default()),
+                order_lines::variant_title.eq(v.title.clone()),
+                order_lines::sku.eq(v.sku.clone()),
+                order_lines::quantity.eq(l.quantity),
+                order_lines::unit_price_minor.eq(v.price_minor),
+                order_lines::total_minor.eq(priced.line_total(l)),
+                order_lines::taxable.eq(v.taxable),
+                order_lines::requires_shipping.eq(v.requires_shipping),
+            )
+        })
+        .collect();
+    diesel::insert_into(order_lines::table)
+        .values(&rows)
+        .execute(conn)
+        .await?;
+    // Reserve stock, all lines or none. Done last, so the rows of a hot variant are
+    // locked only for the few statements before the commit.
+    let wants: Vec<inventory::Want> = priced
+        .lines
+        .iter()
+        .map(|l| inventory::Want {
+            variant_id: l.variant_id,
+            quantity: l.quantity as i64,
+            deny: priced.variants[&l.variant_id].inventory_policy != "CONTINUE",
+        })
+        .collect();
+    let allocations = match inventory::reserve(conn, &wants).await? {
+        Ok(a) => a,
+        Err(short) => {
+            let lines: Vec<String> = priced
+                .lines
+                .iter()
+                .filter(|l| short.contains(&l.variant_id))
+                .map(|l| crate::ids::encode("CartLine", l.id))
+                .collect();
+            let names: Vec<String> = priced
+                .lines
+                .iter()
+                .filter(|l| short.contains(&l.variant_id))
+                .map(|l| {
+                    let v = &priced.variants[&l.variant_id];
+                    titles
+                        .get(&v.product_id)
+                        .map_or_else(|| v.title.clone(), |t| format!("{t} – {}", v.title))
+                })
+                .collect();
+            let mut e = user_error(
+                OutOfStock,
+                &["cartId"],
+                format!("Not enough stock for: {}.", names.join(", ")),
+            );
+            e.lines = lines;
+            return Err(TxError::Rejected(vec![e]));
+        }
+    };
+    inventory::record(conn, order.id, &allocations).await?;
+    diesel::update(carts::table.find(priced.cart.id))
+        .set((
+            carts::completed_at.eq(diesel::dsl::now),
+            carts::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    let id = serde_json::json!({ "order_id": order.id });
+    jobs::enqueue(
+        conn,
+        &[
+            NewJob::new(Kind::OrderConfirmation, id.clone()),
+            NewJob::new(Kind::ExpireReservation, id).at(reserved_until),
+        ],
+    )
+    .await?;
+    Ok(order)
+}
+
+async fn product_titles(
+    conn: &mut AsyncPgConnection,
+    priced: &cart::PricedCart,
+) -> QueryResult<HashMap<i64, String>> {
+    let ids: Vec<i64> = priced.variants.values().map(|v| v.product_id).collect();
+    let rows: Vec<(i64, String)> = products::table
+        .filter(products::id.eq_any(&ids))
+        .select((products::id, products::title))
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Whether a payment webhook was new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventReceipt {
+    Accepted,
+    Duplicate,
+}
+
+/// Stores a verified payment event and queues its processing, in one transaction; an
+/// event id seen before changes nothing.
+pub async fn receive_payment_event(
+    conn: &mut AsyncPgConnection,
+    provider: &str,
+    event: &payments::PaymentEvent,
+    raw: &serde_json::Value,
+) -> QueryResult<EventReceipt> {
+    conn.transaction(async |conn| {
+        let inserted = diesel::insert_into(payment_events::table)
+            .values((
+                payment_events::provider.eq(provider),
+                payment_events::event_id.eq(&event.id),
+                payment_events::event_type.eq(&event.kind),
+                payment_events::reference.eq(&event.data.reference),
+                payment_events::payload.eq(raw),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        if inserted == 0 {
+            return Ok(EventReceipt::Duplicate);
+        }
+        jobs::enqueue(
+            conn,
+            &[NewJob::new(
+                Kind::PaymentEvent,
+                serde_json::json!({ "provider": provider, "event_id": event.id }),
+            )],
+        )
+        .await?;
+        Ok(EventReceipt::Accepted)
+    })
+    .await
+}
+
+/// Applies a stored payment event to its order (the `payment_event` job). Idempotent:
+/// an order that already left PENDING_PAYMENT is not changed again.
+pub async fn process_payment_event(
+    conn: &mut AsyncPgConnection,
+    provider: &str,
+    event_id: &str,
+) -> QueryResult<String> {
+    let Some((kind, reference)) = payment_events::table
+        .find((provider, event_id))
+        .select((payment_events::event_type, payment_events::reference))
+        .first::<(String, String)>(conn)
+        .await
+        .optional()?
+    else {
+        return Ok("unknown event".into());
+    };
+    let order_id: Option<i64> = ot::table
+        .filter(ot::payment_provider.eq(provider))
+        .filter(ot::payment_reference.eq(&reference))
+        .select(ot::id)
+        .first(conn)
+        .await
+        .optional()?;
+    let outcome = match order_id {
+        None => "no order has this payment reference".to_string(),
+        Some(id) => {
+            let transition = match kind.as_str() {
+                "payment.succeeded" => orders::mark_paid(conn, id).await?,
+                "payment.failed" => orders::cancel_pending(conn, id, "PAYMENT_FAILED").await?,
+                "payment.expired" => orders::cancel_pending(conn, id, "PAYMENT_EXPIRED").await?,
+                other => return Ok(format!("ignored event type {other}")),
+            };
+            match transition {
+                orders::Transition::Applied => format!("{kind} applied to order {id}"),
+                orders::Transition::AlreadySettled => {
+                    if kind == "payment.succeeded" {
+                        tracing::warn!(
+                            order = id,
+                            "payment succeeded for an order that is no longer pending; it needs a refund"
+                        );
+                    }
+                    format!("order {id} was already settled")
+                }
+            }
+        }
+    };
+    diesel::update(payment_events::table.find((provider, event_id)))
+        .set((
+            payment_events::processed_at.eq(diesel::dsl::now),
+            payment_events::outcome.eq(&outcome),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tax_rounds_half_up() {
+        assert_eq!(tax(1000, 825), 83);
+        assert_eq!(tax(1000, 0), 0);
+        assert_eq!(tax(199, 2000), 40);
+    }
+
+    #[test]
+    fn emails() {
+        for ok in ["a@b.co", "first.last+tag@example.com"] {
+            assert!(valid_email(ok), "{ok}");
+        }
+        for bad in [
+            "", "a", "a@b", "@b.co", "a@.co", "a b@c.co", "a@b.co.", "a@b@c.co",
+        ] {
+            assert!(!valid_email(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shipping_methods_parse() {
+        let m = parse_shipping_methods("standard:Standard:5.00, express:Express:15").unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[1].price, "15");
+        assert!(parse_shipping_methods("broken").is_err());
+        assert!(parse_shipping_methods("a:A:x").is_err());
+        assert!(parse_shipping_methods("").is_err());
+    }
+}

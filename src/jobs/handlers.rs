@@ -1,0 +1,168 @@
+//! What each kind of job does. Every handler is idempotent: it may run more than once
+//! for one job (at-least-once delivery), and the second run changes nothing.
+
+use std::sync::Arc;
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::Kind;
+use super::worker::ClaimedJob;
+use crate::checkout::{self, documents, orders};
+use crate::db::PgPool;
+use crate::db::schema::orders as orders_table;
+use crate::mail::{Email, Mailer};
+
+/// Why a job failed.
+#[derive(Debug, Clone)]
+pub struct JobError {
+    pub message: String,
+    /// Retrying cannot help (bad payload): the job goes to the dead letters at once.
+    pub permanent: bool,
+}
+
+impl JobError {
+    pub fn retry(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+}
+
+impl From<diesel::result::Error> for JobError {
+    fn from(e: diesel::result::Error) -> Self {
+        JobError::retry(format!("database: {e}"))
+    }
+}
+
+/// What handlers need.
+pub struct Handlers {
+    pub pool: PgPool,
+    pub mailer: Option<Mailer>,
+    pub shop_url: String,
+}
+
+impl Handlers {
+    pub fn new(pool: PgPool, mailer: Option<Mailer>, shop_url: String) -> Arc<Self> {
+        Arc::new(Self {
+            pool,
+            mailer,
+            shop_url,
+        })
+    }
+
+    pub async fn run(&self, kind: Kind, job: &ClaimedJob) -> Result<(), JobError> {
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| JobError::retry(format!("no database connection: {e}")))?;
+        let conn = &mut *conn;
+        match kind {
+            Kind::PaymentEvent => {
+                let provider = str_field(job, "provider")?;
+                let event_id = str_field(job, "event_id")?;
+                let outcome = checkout::process_payment_event(conn, &provider, &event_id).await?;
+                tracing::info!(job = job.id, %outcome, "payment event processed");
+                Ok(())
+            }
+            Kind::ExpireReservation => {
+                let order_id = id_field(job, "order_id")?;
+                match orders::expire(conn, order_id).await? {
+                    Some(orders::Transition::Applied) => {
+                        tracing::info!(order = order_id, "unpaid order expired; stock released");
+                        Ok(())
+                    }
+                    Some(orders::Transition::AlreadySettled) => Ok(()),
+                    // Not due yet (the job ran early): try again when it is.
+                    None => Err(JobError::retry("the reservation has not expired yet")),
+                }
+            }
+            Kind::OrderConfirmation => {
+                let order_id = id_field(job, "order_id")?;
+                self.send_confirmation(conn, order_id).await
+            }
+            Kind::Invoice => {
+                let order_id = id_field(job, "order_id")?;
+                let Some(order) = orders::by_id(conn, order_id).await? else {
+                    return Ok(());
+                };
+                let lines = orders::lines_of(conn, order_id).await?;
+                diesel::update(orders_table::table.find(order_id))
+                    .filter(orders_table::invoice_html.is_null())
+                    .set(orders_table::invoice_html.eq(documents::invoice_html(&order, &lines)))
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends the confirmation once: an order whose `confirmation_sent_at` is set is
+    /// skipped. The mark is written after the SMTP server accepted the message, so a
+    /// worker killed between the two sends it again on retry (with the same Message-ID).
+    async fn send_confirmation(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        order_id: i64,
+    ) -> Result<(), JobError> {
+        let Some(order) = orders::by_id(conn, order_id).await? else {
+            return Ok(());
+        };
+        if order.confirmation_sent_at.is_some() {
+            return Ok(());
+        }
+        let Some(mailer) = &self.mailer else {
+            tracing::warn!(
+                order = order.number,
+                "SMTP_URL is not set; order confirmation not sent"
+            );
+            return Ok(());
+        };
+        let lines = orders::lines_of(conn, order_id).await?;
+        let (subject, text, html) = documents::confirmation_email(&order, &lines, &self.shop_url);
+        let host = url::Url::parse(&self.shop_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| "localhost".into());
+        mailer
+            .send(Email {
+                to: &order.email,
+                subject: &subject,
+                text,
+                html,
+                message_id: format!("<order-{}-confirmation@{host}>", order.number),
+            })
+            .await
+            .map_err(|e| JobError::retry(format!("SMTP: {e}")))?;
+        diesel::update(orders_table::table.find(order_id))
+            .set(orders_table::confirmation_sent_at.eq(diesel::dsl::now))
+            .execute(conn)
+            .await?;
+        tracing::info!(order = order.number, "order confirmation sent");
+        Ok(())
+    }
+}
+
+fn str_field(job: &ClaimedJob, name: &str) -> Result<String, JobError> {
+    job.payload
+        .get(name)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| JobError::permanent(format!("payload has no string {name:?}")))
+}
+
+fn id_field(job: &ClaimedJob, name: &str) -> Result<i64, JobError> {
+    job.payload
+        .get(name)
+        .and_then(|v| v.as_i64())
+        .ok_or_else(|| JobError::permanent(format!("payload has no integer {name:?}")))
+}

@@ -1,0 +1,209 @@
+//! The durable job queue, in PostgreSQL.
+//!
+//! A job is a row in `jobs`. It is enqueued with [`enqueue`] on the caller's connection,
+//! so a job enqueued inside a transaction exists exactly when the transaction commits:
+//! nothing is lost when the process dies after the commit, and nothing is sent for a
+//! rolled-back order. Workers ([`worker::run`]) claim ready jobs with
+//! `FOR UPDATE SKIP LOCKED`, lease them until `locked_until`, delete them when their handler
+//! succeeds and reschedule them with exponential backoff and jitter when it fails. After
+//! `max_attempts` a job stays in the table as `dead` until `commerce-gateway jobs retry`.
+//! A job whose lease runs out (its worker died or hung) is put back by any worker.
+//!
+//! Delivery is at least once, so every handler is idempotent (see [`handlers`]).
+
+pub mod handlers;
+pub mod worker;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Jsonb, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde_json::Value;
+
+/// The queues, each with its own workers (`JOB_QUEUES` sets their concurrency).
+pub const QUEUES: &[&str] = &["orders", "email"];
+
+/// What a job does; the handler is chosen by this name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Apply a payment provider event to its order.
+    PaymentEvent,
+    /// Cancel an unpaid order whose reservation ran out.
+    ExpireReservation,
+    /// Send the order confirmation email.
+    OrderConfirmation,
+    /// Render and store the invoice of a paid order.
+    Invoice,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::PaymentEvent => "payment_event",
+            Kind::ExpireReservation => "expire_reservation",
+            Kind::OrderConfirmation => "order_confirmation",
+            Kind::Invoice => "invoice",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Kind> {
+        [
+            Kind::PaymentEvent,
+            Kind::ExpireReservation,
+            Kind::OrderConfirmation,
+            Kind::Invoice,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
+
+    pub fn queue(self) -> &'static str {
+        match self {
+            Kind::PaymentEvent | Kind::ExpireReservation | Kind::Invoice => "orders",
+            Kind::OrderConfirmation => "email",
+        }
+    }
+}
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: Kind,
+    pub payload: Value,
+    /// Not before this time (scheduled jobs); now when `None`.
+    pub run_at: Option<DateTime<Utc>>,
+    pub max_attempts: i32,
+}
+
+impl NewJob {
+    pub fn new(kind: Kind, payload: Value) -> Self {
+        Self {
+            kind,
+            payload,
+            run_at: None,
+            max_attempts: 10,
+        }
+    }
+
+    pub fn at(mut self, run_at: DateTime<Utc>) -> Self {
+        self.run_at = Some(run_at);
+        self
+    }
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// Enqueues jobs on `conn` (inside the caller's transaction when there is one) and
+/// returns their ids.
+pub async fn enqueue(conn: &mut AsyncPgConnection, jobs: &[NewJob]) -> QueryResult<Vec<i64>> {
+    let mut ids = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let row: IdRow = diesel::sql_query(
+            "INSERT INTO jobs (queue, kind, payload, run_at, max_attempts) \
+             VALUES ($1, $2, $3, COALESCE($4, now()), $5) RETURNING id",
+        )
+        .bind::<Text, _>(job.kind.queue())
+        .bind::<Text, _>(job.kind.name())
+        .bind::<Jsonb, _>(&job.payload)
+        .bind::<Nullable<Timestamptz>, _>(job.run_at)
+        .bind::<Integer, _>(job.max_attempts)
+        .get_result(conn)
+        .await?;
+        ids.push(row.id);
+    }
+    Ok(ids)
+}
+
+/// A job as the dead-letter listing shows it.
+#[derive(QueryableByName, Debug, Clone)]
+pub struct JobRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub queue: String,
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Text)]
+    pub state: String,
+    #[diesel(sql_type = Integer)]
+    pub attempts: i32,
+    #[diesel(sql_type = Integer)]
+    pub max_attempts: i32,
+    #[diesel(sql_type = Timestamptz)]
+    pub run_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub last_error: Option<String>,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    pub progress: Option<Value>,
+}
+
+/// Jobs in state `state` ('queued', 'running' or 'dead'), oldest first.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    state: &str,
+    limit: i64,
+) -> QueryResult<Vec<JobRow>> {
+    diesel::sql_query(
+        "SELECT id, queue, kind, state, attempts, max_attempts, run_at, last_error, progress \
+         FROM jobs WHERE state = $1 ORDER BY id LIMIT $2",
+    )
+    .bind::<Text, _>(state)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await
+}
+
+/// One job by id, whatever its state (`None` once it has succeeded and been removed).
+pub async fn get(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<JobRow>> {
+    diesel::sql_query(
+        "SELECT id, queue, kind, state, attempts, max_attempts, run_at, last_error, progress \
+         FROM jobs WHERE id = $1",
+    )
+    .bind::<BigInt, _>(id)
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+/// Puts dead jobs back in their queue with fresh attempts: the ids given, or every dead
+/// job when `ids` is `None`. Returns how many were requeued.
+pub async fn retry_dead(conn: &mut AsyncPgConnection, ids: Option<&[i64]>) -> QueryResult<usize> {
+    let all = ids.is_none();
+    diesel::sql_query(
+        "UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), locked_by = NULL, \
+                locked_until = NULL, updated_at = now() \
+         WHERE state = 'dead' AND ($1 OR id = ANY($2))",
+    )
+    .bind::<diesel::sql_types::Bool, _>(all)
+    .bind::<diesel::sql_types::Array<BigInt>, _>(ids.unwrap_or_default())
+    .execute(conn)
+    .await
+}
+
+/// Counts per queue and state, for `jobs stats` and the metrics.
+#[derive(QueryableByName, Debug, Clone)]
+pub struct QueueStats {
+    #[diesel(sql_type = Text)]
+    pub queue: String,
+    #[diesel(sql_type = Text)]
+    pub state: String,
+    #[diesel(sql_type = BigInt)]
+    pub jobs: i64,
+    /// Seconds since the oldest job in this state became due.
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    pub oldest_age_seconds: f64,
+}
+
+pub async fn stats(conn: &mut AsyncPgConnection) -> QueryResult<Vec<QueueStats>> {
+    diesel::sql_query(
+        "SELECT queue, state, count(*)::int8 AS jobs, \
+                GREATEST(COALESCE(EXTRACT(EPOCH FROM now() - min(run_at)), 0), 0)::float8 AS oldest_age_seconds \
+         FROM jobs GROUP BY queue, state ORDER BY queue, state",
+    )
+    .load(conn)
+    .await
+}
