@@ -50,7 +50,7 @@ pub fn spawn_workers(
         .as_deref()
         .map(|url| Mailer::new(url, &config.mail_from, config.smtp_timeout))
         .transpose()?;
-    let handlers = Handlers::new(pool.clone(), mailer, config.shop_url.clone());
+    let handlers = Handlers::new(pool.clone(), mailer, config)?;
     Ok(tokio::spawn(crate::jobs::worker::run(
         pool, handlers, worker, shutdown,
     )))

@@ -97,6 +97,10 @@ pub struct Config {
     pub mail_from: String,
     /// `SMTP_TIMEOUT_MS`
     pub smtp_timeout: Duration,
+    /// `ORDER_WEBHOOK_SECRET`: HMAC key of outgoing order webhooks.
+    pub order_webhook_secret: Option<String>,
+    /// `WEBHOOK_TIMEOUT_MS`: how long one outgoing webhook delivery may take.
+    pub webhook_timeout: Duration,
     /// Job queue workers.
     pub jobs: JobsConfig,
 }
@@ -113,7 +117,7 @@ pub struct JobsConfig {
 
 /// Parses `queue=concurrency,…`; queues not named keep their default.
 fn parse_queues(spec: &str) -> anyhow::Result<Vec<(String, usize)>> {
-    let mut queues: Vec<(String, usize)> = vec![("orders".into(), 4), ("email".into(), 2)];
+    let mut queues: Vec<(String, usize)> = vec![("orders".into(), 4), ("email".into(), 2), ("webhooks".into(), 4)];
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((name, n)) = part.split_once('=') else {
             bail!("JOB_QUEUES entry {part:?} is not queue=concurrency");
@@ -210,6 +214,24 @@ impl Config {
         if limits.max_page_size == 0 || limits.max_depth == 0 {
             bail!("MAX_PAGE_SIZE and MAX_QUERY_DEPTH must be at least 1");
         }
+        let order_webhook_urls: Vec<String> = var("ORDER_WEBHOOK_URLS")
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for u in &order_webhook_urls {
+            let parsed = url::Url::parse(u).with_context(|| format!("ORDER_WEBHOOK_URLS entry {u:?}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                bail!("ORDER_WEBHOOK_URLS entry {u:?} must be an http(s) URL");
+            }
+        }
+        let order_webhook_secret = var("ORDER_WEBHOOK_SECRET");
+        if !order_webhook_urls.is_empty() && order_webhook_secret.is_none() {
+            bail!("ORDER_WEBHOOK_URLS needs ORDER_WEBHOOK_SECRET to sign the deliveries");
+        }
         let pool_size = parse("DATABASE_POOL_SIZE", 16usize)?;
         if pool_size == 0 {
             bail!("DATABASE_POOL_SIZE must be at least 1");
@@ -245,7 +267,10 @@ impl Config {
                     }),
                 )?,
                 reservation_ttl: Duration::from_secs(parse("RESERVATION_TTL_SECS", 900u64)?),
+                order_webhook_urls,
             },
+            order_webhook_secret,
+            webhook_timeout: millis("WEBHOOK_TIMEOUT_MS", 10_000)?,
             payment_webhook_secret: var("PAYMENT_WEBHOOK_SECRET"),
             payment_webhook_tolerance: Duration::from_secs(parse(
                 "PAYMENT_WEBHOOK_TOLERANCE_SECS",

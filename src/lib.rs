@@ -18,4 +18,5 @@ pub mod jobs;
 pub mod mail;
 pub mod money;
 pub mod pagination;
+pub mod signing;
 pub mod startup;

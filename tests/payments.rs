@@ -18,8 +18,15 @@ struct Shop {
 }
 
 async fn shop(reservation_ttl: Duration) -> Shop {
+    shop_with_hooks(reservation_ttl, vec![]).await
+}
+
+async fn shop_with_hooks(reservation_ttl: Duration, hooks: Vec<String>) -> Shop {
     let db = TestDb::new(0).await;
     let mut config = config(&db);
+    config.checkout.order_webhook_urls = hooks;
+    config.order_webhook_secret = Some("hook-secret".into());
+    config.jobs.worker.backoff_base = Duration::from_millis(100);
     config.payment_webhook_secret = Some(SECRET.into());
     config.checkout.reservation_ttl = reservation_ttl;
     config.jobs.worker.poll_interval = Duration::from_millis(50);
@@ -352,5 +359,74 @@ async fn unpaid_orders_give_their_stock_back_when_the_reservation_expires() {
             .await,
         0
     );
+    shop.stop().await;
+}
+
+/// A partner's webhook endpoint: records every delivery, answers 500 to the first one.
+#[derive(Clone, Default)]
+struct Receiver {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+}
+
+async fn start_receiver() -> (Receiver, String) {
+    use axum::http::StatusCode;
+    let receiver = Receiver::default();
+    let r = receiver.clone();
+    let app = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let r = r.clone();
+            async move {
+                let mut seen = r.seen.lock().unwrap();
+                seen.push((headers, body));
+                if seen.len() == 1 { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::NO_CONTENT }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (receiver, url)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn order_events_reach_partners_signed_and_retried() {
+    let (receiver, url) = start_receiver().await;
+    let shop = shop_with_hooks(Duration::from_secs(900), vec![url]).await;
+    let v = stocked_variant(&shop.db, "tee", 2000, "DENY", &[10]).await;
+    let (_, _, reference) = shop.order(&v.gid, 2, "hook-1").await;
+    let delivered = |n: usize| {
+        let r = receiver.clone();
+        move || {
+            let r = r.clone();
+            async move { r.seen.lock().unwrap().len() >= n }
+        }
+    };
+    // order.created: refused once with 500, delivered again with the same id and body.
+    assert!(eventually(Duration::from_secs(10), delivered(2)).await, "order.created delivered after a retry");
+    let (body, signature) = signed_event(SECRET, "evt_h", "payment.succeeded", &reference);
+    assert_eq!(shop.post_webhook("test", &body, Some(&signature)).await.0, 200);
+    assert!(eventually(Duration::from_secs(10), delivered(3)).await, "order.paid delivered");
+
+    let seen = receiver.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].1, seen[1].1, "a retry sends the same body");
+    assert_eq!(seen[0].0["webhook-id"], seen[1].0["webhook-id"]);
+    let now = chrono::Utc::now().timestamp();
+    for (headers, body) in &seen {
+        let signature = headers["webhook-signature"].to_str().unwrap();
+        commerce_gateway::signing::verify("hook-secret", signature, body.as_bytes(), now, Duration::from_secs(300))
+            .expect("a valid signature");
+    }
+    let events: Vec<String> = seen.iter().map(|(h, _)| h["webhook-event"].to_str().unwrap().to_string()).collect();
+    assert_eq!(events, ["order.created", "order.created", "order.paid"]);
+    let created: Value = serde_json::from_str(&seen[0].1).unwrap();
+    assert_eq!(created["order"]["number"], 1001);
+    assert_eq!(created["order"]["status"], "PENDING_PAYMENT");
+    assert_eq!(created["order"]["lines"][0]["quantity"], 2);
+    let paid: Value = serde_json::from_str(&seen[2].1).unwrap();
+    assert_eq!(paid["order"]["status"], "PAID");
+    assert_eq!(paid["order"]["total"], "45.00");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.seen.lock().unwrap().len(), 3, "nothing delivered twice after success");
     shop.stop().await;
 }

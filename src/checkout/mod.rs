@@ -11,6 +11,7 @@
 //! writers outside checkout) are retried a few times.
 
 pub mod documents;
+pub mod events;
 pub mod inventory;
 pub mod orders;
 pub mod payments;
@@ -50,6 +51,8 @@ pub struct CheckoutSettings {
     pub shipping_methods: Vec<ShippingMethod>,
     /// `RESERVATION_TTL_SECS`: how long an unpaid order holds its stock.
     pub reservation_ttl: Duration,
+    /// `ORDER_WEBHOOK_URLS`: subscribers of order events.
+    pub order_webhook_urls: Vec<String>,
 }
 
 /// Parses `handle:Title:price,…`.
@@ -631,6 +634,7 @@ async fn complete_in_tx(
         ],
     )
     .await?;
+    events::emit(conn, order.id, events::OrderEvent::Created, &settings.order_webhook_urls).await?;
     Ok(order)
 }
 
@@ -696,6 +700,7 @@ pub async fn process_payment_event(
     conn: &mut AsyncPgConnection,
     provider: &str,
     event_id: &str,
+    hooks: &[String],
 ) -> QueryResult<String> {
     let Some((kind, reference)) = payment_events::table
         .find((provider, event_id))
@@ -717,9 +722,13 @@ pub async fn process_payment_event(
         None => "no order has this payment reference".to_string(),
         Some(id) => {
             let transition = match kind.as_str() {
-                "payment.succeeded" => orders::mark_paid(conn, id).await?,
-                "payment.failed" => orders::cancel_pending(conn, id, "PAYMENT_FAILED").await?,
-                "payment.expired" => orders::cancel_pending(conn, id, "PAYMENT_EXPIRED").await?,
+                "payment.succeeded" => orders::mark_paid(conn, id, hooks).await?,
+                "payment.failed" => {
+                    orders::cancel_pending(conn, id, "PAYMENT_FAILED", hooks).await?
+                }
+                "payment.expired" => {
+                    orders::cancel_pending(conn, id, "PAYMENT_EXPIRED", hooks).await?
+                }
                 other => return Ok(format!("ignored event type {other}")),
             };
             match transition {

@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 
+use super::events::{self, OrderEvent};
 use super::inventory::{self, Settle};
 use crate::db::schema::{order_lines, orders};
 use crate::jobs::{self, Kind, NewJob};
@@ -122,7 +123,11 @@ pub enum Transition {
 }
 
 /// Marks a pending order paid: its reservation becomes a sale and its invoice is queued.
-pub async fn mark_paid(conn: &mut AsyncPgConnection, order_id: i64) -> QueryResult<Transition> {
+pub async fn mark_paid(
+    conn: &mut AsyncPgConnection,
+    order_id: i64,
+    hooks: &[String],
+) -> QueryResult<Transition> {
     conn.transaction(async |conn| {
         let moved: Option<i64> = diesel::update(
             orders::table
@@ -143,6 +148,7 @@ pub async fn mark_paid(conn: &mut AsyncPgConnection, order_id: i64) -> QueryResu
         }
         inventory::settle(conn, order_id, Settle::Sell).await?;
         count_sales(conn, order_id).await?;
+        events::emit(conn, order_id, OrderEvent::Paid, hooks).await?;
         jobs::enqueue(
             conn,
             &[NewJob::new(
@@ -185,6 +191,7 @@ pub async fn cancel_pending(
     conn: &mut AsyncPgConnection,
     order_id: i64,
     reason: &str,
+    hooks: &[String],
 ) -> QueryResult<Transition> {
     conn.transaction(async |conn| {
         let moved: Option<i64> = diesel::update(
@@ -206,6 +213,7 @@ pub async fn cancel_pending(
             return Ok(Transition::AlreadySettled);
         }
         inventory::settle(conn, order_id, Settle::Release).await?;
+        events::emit(conn, order_id, OrderEvent::Cancelled, hooks).await?;
         Ok(Transition::Applied)
     })
     .await
@@ -216,6 +224,7 @@ pub async fn cancel_pending(
 pub async fn expire(
     conn: &mut AsyncPgConnection,
     order_id: i64,
+    hooks: &[String],
 ) -> QueryResult<Option<Transition>> {
     let due: Option<DateTime<Utc>> = orders::table
         .find(order_id)
@@ -227,7 +236,7 @@ pub async fn expire(
     match due {
         None => Ok(Some(Transition::AlreadySettled)),
         Some(t) if t > Utc::now() => Ok(None),
-        Some(_) => cancel_pending(conn, order_id, "RESERVATION_EXPIRED")
+        Some(_) => cancel_pending(conn, order_id, "RESERVATION_EXPIRED", hooks)
             .await
             .map(Some),
     }

@@ -48,15 +48,27 @@ pub struct Handlers {
     pub pool: PgPool,
     pub mailer: Option<Mailer>,
     pub shop_url: String,
+    /// Subscribers of order events (`ORDER_WEBHOOK_URLS`).
+    pub order_webhook_urls: Vec<String>,
+    /// Signs outgoing webhooks (`ORDER_WEBHOOK_SECRET`).
+    pub webhook_secret: Option<String>,
+    pub http: reqwest::Client,
 }
 
 impl Handlers {
-    pub fn new(pool: PgPool, mailer: Option<Mailer>, shop_url: String) -> Arc<Self> {
-        Arc::new(Self {
+    pub fn new(pool: PgPool, mailer: Option<Mailer>, config: &crate::config::Config) -> anyhow::Result<Arc<Self>> {
+        Ok(Arc::new(Self {
             pool,
             mailer,
-            shop_url,
-        })
+            shop_url: config.shop_url.clone(),
+            order_webhook_urls: config.checkout.order_webhook_urls.clone(),
+            webhook_secret: config.order_webhook_secret.clone(),
+            http: reqwest::Client::builder()
+                .timeout(config.webhook_timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("commerce-gateway/", env!("CARGO_PKG_VERSION")))
+                .build()?,
+        }))
     }
 
     pub async fn run(&self, kind: Kind, job: &ClaimedJob) -> Result<(), JobError> {
@@ -70,13 +82,14 @@ impl Handlers {
             Kind::PaymentEvent => {
                 let provider = str_field(job, "provider")?;
                 let event_id = str_field(job, "event_id")?;
-                let outcome = checkout::process_payment_event(conn, &provider, &event_id).await?;
+                let outcome = checkout::process_payment_event(conn, &provider, &event_id, &self.order_webhook_urls)
+                        .await?;
                 tracing::info!(job = job.id, %outcome, "payment event processed");
                 Ok(())
             }
             Kind::ExpireReservation => {
                 let order_id = id_field(job, "order_id")?;
-                match orders::expire(conn, order_id).await? {
+                match orders::expire(conn, order_id, &self.order_webhook_urls).await? {
                     Some(orders::Transition::Applied) => {
                         tracing::info!(order = order_id, "unpaid order expired; stock released");
                         Ok(())
@@ -90,6 +103,7 @@ impl Handlers {
                 let order_id = id_field(job, "order_id")?;
                 self.send_confirmation(conn, order_id).await
             }
+            Kind::OrderWebhook => self.deliver_webhook(job).await,
             Kind::Invoice => {
                 let order_id = id_field(job, "order_id")?;
                 let Some(order) = orders::by_id(conn, order_id).await? else {
@@ -103,6 +117,35 @@ impl Handlers {
                     .await?;
                 Ok(())
             }
+        }
+    }
+
+    /// POSTs one order event to one subscriber; any 2xx is success, anything else (or
+    /// no answer within `WEBHOOK_TIMEOUT_MS`) is retried with backoff.
+    async fn deliver_webhook(&self, job: &ClaimedJob) -> Result<(), JobError> {
+        let url = str_field(job, "url")?;
+        let body = str_field(job, "body")?;
+        let event = str_field(job, "event")?;
+        let webhook_id = str_field(job, "webhook_id")?;
+        let Some(secret) = &self.webhook_secret else {
+            return Err(JobError::permanent("ORDER_WEBHOOK_SECRET is not set"));
+        };
+        let signature = crate::signing::sign(secret, chrono::Utc::now().timestamp(), body.as_bytes());
+        let response = self
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &webhook_id)
+            .header("webhook-event", &event)
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| JobError::retry(format!("webhook to {url}: {e}")))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(JobError::retry(format!("webhook to {url}: HTTP {}", response.status())))
         }
     }
 

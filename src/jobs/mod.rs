@@ -21,7 +21,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 
 /// The queues, each with its own workers (`JOB_QUEUES` sets their concurrency).
-pub const QUEUES: &[&str] = &["orders", "email"];
+pub const QUEUES: &[&str] = &["orders", "email", "webhooks"];
 
 /// What a job does; the handler is chosen by this name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +34,8 @@ pub enum Kind {
     OrderConfirmation,
     /// Render and store the invoice of a paid order.
     Invoice,
+    /// Deliver one order event to one subscriber URL.
+    OrderWebhook,
 }
 
 impl Kind {
@@ -43,6 +45,7 @@ impl Kind {
             Kind::ExpireReservation => "expire_reservation",
             Kind::OrderConfirmation => "order_confirmation",
             Kind::Invoice => "invoice",
+            Kind::OrderWebhook => "order_webhook",
         }
     }
 
@@ -52,6 +55,7 @@ impl Kind {
             Kind::ExpireReservation,
             Kind::OrderConfirmation,
             Kind::Invoice,
+            Kind::OrderWebhook,
         ]
         .into_iter()
         .find(|k| k.name() == name)
@@ -61,6 +65,7 @@ impl Kind {
         match self {
             Kind::PaymentEvent | Kind::ExpireReservation | Kind::Invoice => "orders",
             Kind::OrderConfirmation => "email",
+            Kind::OrderWebhook => "webhooks",
         }
     }
 }
