@@ -117,7 +117,12 @@ pub struct JobsConfig {
 
 /// Parses `queue=concurrency,…`; queues not named keep their default.
 fn parse_queues(spec: &str) -> anyhow::Result<Vec<(String, usize)>> {
-    let mut queues: Vec<(String, usize)> = vec![("orders".into(), 4), ("email".into(), 2), ("webhooks".into(), 4)];
+    let mut queues: Vec<(String, usize)> = vec![
+        ("orders".into(), 4),
+        ("email".into(), 2),
+        ("webhooks".into(), 4),
+        ("imports".into(), 1),
+    ];
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((name, n)) = part.split_once('=') else {
             bail!("JOB_QUEUES entry {part:?} is not queue=concurrency");
@@ -223,7 +228,8 @@ impl Config {
             })
             .unwrap_or_default();
         for u in &order_webhook_urls {
-            let parsed = url::Url::parse(u).with_context(|| format!("ORDER_WEBHOOK_URLS entry {u:?}"))?;
+            let parsed =
+                url::Url::parse(u).with_context(|| format!("ORDER_WEBHOOK_URLS entry {u:?}"))?;
             if !matches!(parsed.scheme(), "http" | "https") {
                 bail!("ORDER_WEBHOOK_URLS entry {u:?} must be an http(s) URL");
             }

@@ -35,6 +35,14 @@ enum Command {
     Import {
         /// The CSV file.
         file: PathBuf,
+        /// Store the file and import it in the job queue (`import-status` shows progress).
+        #[arg(long)]
+        background: bool,
+    },
+    /// Show the progress and report of a background import.
+    ImportStatus {
+        /// The import id `import --background` printed.
+        id: i64,
     },
     /// Print the storefront schema (SDL).
     Schema,
@@ -188,23 +196,67 @@ async fn main() -> anyhow::Result<()> {
                 started.elapsed().as_secs_f64()
             );
         }
-        Command::Import { file } => {
+        Command::Import { file, background } => {
             let config = Config::from_env()?;
             db::ensure_database(&config.database_url).await?;
             db::migrate::run(&config.database_url).await?;
-            let reader = std::fs::File::open(&file)
-                .with_context(|| format!("cannot open {}", file.display()))?;
             let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
             db::sync_shop_currency(&mut conn, &config.shop_currency).await?;
-            let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            if background {
+                let content = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {} as UTF-8 text", file.display()))?;
+                let name = file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let id = jobs::imports::enqueue(&mut conn, &name, &content).await?;
+                println!("queued import {id}; follow it with: commerce-gateway import-status {id}");
+                return Ok(());
+            }
+            let reader = std::fs::File::open(&file)
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                indicatif::ProgressBar::new(0)
+            } else {
+                indicatif::ProgressBar::hidden()
+            };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} importing [{bar:40}] {pos}/{len} products",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
             let report = commerce_gateway::catalog::import::import(
                 &mut conn,
                 reader,
                 &config.shop_currency,
-                show_progress,
+                &mut |done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                },
             )
             .await?;
+            bar.finish_and_clear();
             print!("{report}");
+        }
+        Command::ImportStatus { id } => {
+            let config = Config::from_env()?;
+            let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
+            let Some(s) = jobs::imports::status(&mut conn, id).await? else {
+                anyhow::bail!("no import {id}");
+            };
+            println!(
+                "import {} ({}): {} {}/{} products",
+                s.id,
+                s.filename,
+                s.status,
+                s.rows_done,
+                s.rows_total.map_or("?".to_string(), |t| t.to_string())
+            );
+            if let Some(report) = s.report {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            }
         }
     }
     Ok(())

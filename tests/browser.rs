@@ -89,7 +89,11 @@ impl Browser {
     }
 
     async fn url(&self) -> String {
-        self.command(reqwest::Method::GET, "/url", None).await.as_str().unwrap().to_string()
+        self.command(reqwest::Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     async fn find(&self, css: &str) -> String {
@@ -105,8 +109,12 @@ impl Browser {
 
     async fn fill(&self, css: &str, text: &str) {
         let element = self.find(css).await;
-        self.command(reqwest::Method::POST, &format!("/element/{element}/clear"), Some(json!({})))
-            .await;
+        self.command(
+            reqwest::Method::POST,
+            &format!("/element/{element}/clear"),
+            Some(json!({})),
+        )
+        .await;
         self.command(
             reqwest::Method::POST,
             &format!("/element/{element}/value"),
@@ -117,17 +125,25 @@ impl Browser {
 
     async fn click(&self, css: &str) {
         let element = self.find(css).await;
-        self.command(reqwest::Method::POST, &format!("/element/{element}/click"), Some(json!({})))
-            .await;
+        self.command(
+            reqwest::Method::POST,
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        )
+        .await;
     }
 
     async fn text(&self, css: &str) -> String {
         let element = self.find(css).await;
-        self.command(reqwest::Method::GET, &format!("/element/{element}/text"), None)
-            .await
-            .as_str()
-            .unwrap()
-            .to_string()
+        self.command(
+            reqwest::Method::GET,
+            &format!("/element/{element}/text"),
+            None,
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_string()
     }
 
     async fn quit(self) {
@@ -146,10 +162,15 @@ async fn a_buyer_completes_the_hosted_checkout_in_a_real_browser() {
     let server = TestServer::start(config(&db)).await;
     let cart = cart_with(&server.client, &server.url(""), &[(&lamp.gid, 2)]).await;
     let shown = server
-        .data("query($id: ID!) { cart(id: $id) { checkoutUrl } }", json!({ "id": cart }))
+        .data(
+            "query($id: ID!) { cart(id: $id) { checkoutUrl } }",
+            json!({ "id": cart }),
+        )
         .await;
     let checkout_url = shown["cart"]["checkoutUrl"].as_str().unwrap();
-    let path = checkout_url.strip_prefix("http://shop.test").expect("checkoutUrl on SHOP_URL");
+    let path = checkout_url
+        .strip_prefix("http://shop.test")
+        .expect("checkoutUrl on SHOP_URL");
 
     let browser = Browser::start().await;
     browser.goto(&server.url(path)).await;
@@ -163,7 +184,9 @@ async fn a_buyer_completes_the_hosted_checkout_in_a_real_browser() {
     browser.fill("#city", "Paris").await;
     browser.fill("#zip", "75002").await;
     browser.click("#countryCode option[value='FR']").await;
-    browser.click("input[name='shippingMethod'][value='express']").await;
+    browser
+        .click("input[name='shippingMethod'][value='express']")
+        .await;
     browser.click("button[type='submit']").await;
     let alert = browser.text("[role='alert']").await;
     assert!(alert.contains("valid email"), "{alert}");
@@ -175,9 +198,16 @@ async fn a_buyer_completes_the_hosted_checkout_in_a_real_browser() {
     let number = browser.text("#order-number").await;
     assert_eq!(number, "#1001");
     assert!(browser.url().await.contains("/orders/"));
-    assert_eq!(browser.text("#order-status").await, "Awaiting payment confirmation");
+    assert_eq!(
+        browser.text("#order-status").await,
+        "Awaiting payment confirmation"
+    );
     browser.quit().await;
 
     assert_eq!(db.count("SELECT count(*) AS n FROM orders WHERE email = 'ada@example.com' AND shipping_method = 'express' AND shipping_address->>'countryCode' = 'FR' AND total_minor = 9000 + 1500").await, 1);
-    assert_eq!(db.count("SELECT sum(reserved)::int8 AS n FROM inventory_levels").await, 2);
+    assert_eq!(
+        db.count("SELECT sum(reserved)::int8 AS n FROM inventory_levels")
+            .await,
+        2
+    );
 }

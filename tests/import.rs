@@ -14,7 +14,7 @@ const FIXTURE: &str = concat!(
 async fn import(db: &TestDb) -> commerce_gateway::catalog::import::ImportReport {
     let mut conn = db.conn().await;
     let file = std::fs::File::open(FIXTURE).unwrap();
-    commerce_gateway::catalog::import::import(&mut conn, file, "USD", false)
+    commerce_gateway::catalog::import::import(&mut conn, file, "USD", &mut |_, _| {})
         .await
         .expect("import")
 }
@@ -147,4 +147,53 @@ fn the_import_command_prints_a_summary() {
         stdout.contains("line 6: Variant Price \"twelve\""),
         "{stdout}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_background_import_runs_in_the_job_queue_and_reports_progress() {
+    let db = TestDb::new(0).await;
+    let bin = env!("CARGO_BIN_EXE_commerce-gateway");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .expect("run commerce-gateway");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let queued = run(&["import", "--background", FIXTURE]);
+    assert!(queued.starts_with("queued import 1;"), "{queued}");
+    assert!(run(&["import-status", "1"]).contains("QUEUED"));
+    assert_eq!(db.count("SELECT count(*) AS n FROM products").await, 0);
+
+    let mut worker =
+        shop::Process::spawn(&db, "worker", &[("JOB_POLL_INTERVAL_MS", "50".into())]).await;
+    assert!(
+        eventually(std::time::Duration::from_secs(30), || async {
+            db.count("SELECT count(*) AS n FROM imports WHERE status = 'DONE'")
+                .await
+                == 1
+        })
+        .await,
+        "the import finished"
+    );
+    let status = run(&["import-status", "1"]);
+    assert!(status.contains("DONE 3/3 products"), "{status}");
+    assert!(status.contains("\"productsCreated\": 3"), "{status}");
+    assert_eq!(db.count("SELECT count(*) AS n FROM products").await, 3);
+    // The same rows are rejected as by the foreground import.
+    let foreground = TestDb::new(0).await;
+    let report = import(&foreground).await;
+    assert_eq!(
+        db.count("SELECT jsonb_array_length(report->'rejected')::int8 AS n FROM imports")
+            .await,
+        report.rejected.len() as i64
+    );
+    assert_eq!(db.count("SELECT count(*) AS n FROM jobs").await, 0);
+    assert!(worker.terminate().await.success());
 }

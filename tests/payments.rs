@@ -379,7 +379,11 @@ async fn start_receiver() -> (Receiver, String) {
             async move {
                 let mut seen = r.seen.lock().unwrap();
                 seen.push((headers, body));
-                if seen.len() == 1 { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::NO_CONTENT }
+                if seen.len() == 1 {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::NO_CONTENT
+                }
             }
         }),
     );
@@ -403,10 +407,19 @@ async fn order_events_reach_partners_signed_and_retried() {
         }
     };
     // order.created: refused once with 500, delivered again with the same id and body.
-    assert!(eventually(Duration::from_secs(10), delivered(2)).await, "order.created delivered after a retry");
+    assert!(
+        eventually(Duration::from_secs(10), delivered(2)).await,
+        "order.created delivered after a retry"
+    );
     let (body, signature) = signed_event(SECRET, "evt_h", "payment.succeeded", &reference);
-    assert_eq!(shop.post_webhook("test", &body, Some(&signature)).await.0, 200);
-    assert!(eventually(Duration::from_secs(10), delivered(3)).await, "order.paid delivered");
+    assert_eq!(
+        shop.post_webhook("test", &body, Some(&signature)).await.0,
+        200
+    );
+    assert!(
+        eventually(Duration::from_secs(10), delivered(3)).await,
+        "order.paid delivered"
+    );
 
     let seen = receiver.seen.lock().unwrap().clone();
     assert_eq!(seen[0].1, seen[1].1, "a retry sends the same body");
@@ -414,10 +427,19 @@ async fn order_events_reach_partners_signed_and_retried() {
     let now = chrono::Utc::now().timestamp();
     for (headers, body) in &seen {
         let signature = headers["webhook-signature"].to_str().unwrap();
-        commerce_gateway::signing::verify("hook-secret", signature, body.as_bytes(), now, Duration::from_secs(300))
-            .expect("a valid signature");
+        commerce_gateway::signing::verify(
+            "hook-secret",
+            signature,
+            body.as_bytes(),
+            now,
+            Duration::from_secs(300),
+        )
+        .expect("a valid signature");
     }
-    let events: Vec<String> = seen.iter().map(|(h, _)| h["webhook-event"].to_str().unwrap().to_string()).collect();
+    let events: Vec<String> = seen
+        .iter()
+        .map(|(h, _)| h["webhook-event"].to_str().unwrap().to_string())
+        .collect();
     assert_eq!(events, ["order.created", "order.created", "order.paid"]);
     let created: Value = serde_json::from_str(&seen[0].1).unwrap();
     assert_eq!(created["order"]["number"], 1001);
@@ -427,6 +449,10 @@ async fn order_events_reach_partners_signed_and_retried() {
     assert_eq!(paid["order"]["status"], "PAID");
     assert_eq!(paid["order"]["total"], "45.00");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(receiver.seen.lock().unwrap().len(), 3, "nothing delivered twice after success");
+    assert_eq!(
+        receiver.seen.lock().unwrap().len(),
+        3,
+        "nothing delivered twice after success"
+    );
     shop.stop().await;
 }

@@ -1,2 +1,2 @@
-DROP TABLE jobs, payment_events, order_allocations, order_lines, orders;
+DROP TABLE imports, jobs, payment_events, order_allocations, order_lines, orders;
 DROP SEQUENCE order_numbers;

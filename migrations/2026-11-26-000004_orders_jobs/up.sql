@@ -107,3 +107,18 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_ready_idx ON jobs (queue, run_at, id) WHERE state = 'queued';
 CREATE INDEX jobs_lease_idx ON jobs (locked_until) WHERE state = 'running';
 CREATE INDEX jobs_dead_idx ON jobs (updated_at) WHERE state = 'dead';
+
+-- CSV imports run as jobs: the file is stored here so any worker can read it, and the
+-- import's progress and report stay visible after its job is gone.
+CREATE TABLE imports (
+    id           BIGSERIAL PRIMARY KEY,
+    filename     TEXT NOT NULL,
+    content      TEXT NOT NULL,
+    status       TEXT NOT NULL DEFAULT 'QUEUED' CHECK (status IN ('QUEUED', 'RUNNING', 'DONE', 'FAILED')),
+    rows_done    BIGINT NOT NULL DEFAULT 0,
+    rows_total   BIGINT,
+    report       JSONB,
+    created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+    finished_at  TIMESTAMPTZ
+);

@@ -11,7 +11,6 @@ use std::io::Read;
 
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::writer::{ImageDraft, ProductDraft, UpsertCounts, VariantDraft, upsert_product};
 use crate::money;
@@ -22,6 +21,22 @@ pub struct ImportReport {
     pub counts: UpsertCounts,
     /// `(line, reason)` of every row that was not imported.
     pub rejected: Vec<(u64, String)>,
+}
+
+impl ImportReport {
+    /// The report as stored with a background import.
+    pub fn to_json(&self) -> serde_json::Value {
+        let c = &self.counts;
+        serde_json::json!({
+            "productsCreated": c.products_created,
+            "productsUpdated": c.products_updated,
+            "variantsCreated": c.variants_created,
+            "variantsUpdated": c.variants_updated,
+            "imagesCreated": c.images_created,
+            "imagesUpdated": c.images_updated,
+            "rejected": self.rejected.iter().map(|(line, reason)| serde_json::json!({ "line": line, "reason": reason })).collect::<Vec<_>>(),
+        })
+    }
 }
 
 impl std::fmt::Display for ImportReport {
@@ -335,12 +350,13 @@ pub fn parse(
         .collect())
 }
 
-/// Imports a CSV file into the catalog.
+/// Imports a CSV file into the catalog, calling `progress(done, total)` after each
+/// product (total = products in the file).
 pub async fn import(
     conn: &mut AsyncPgConnection,
     reader: impl Read,
     shop_currency: &str,
-    show_progress: bool,
+    progress: &mut (dyn FnMut(u64, u64) + Send),
 ) -> anyhow::Result<ImportReport> {
     let mut report = ImportReport::default();
     let drafts = parse(reader, shop_currency, &mut report.rejected)?;
@@ -355,17 +371,9 @@ pub async fn import(
     )
     .get_result(conn)
     .await?;
-    let progress = if show_progress {
-        ProgressBar::new(drafts.len() as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    progress.set_style(
-        ProgressStyle::with_template("{spinner} importing [{bar:40}] {pos}/{len} products")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    for (line, mut draft) in drafts {
+    let total = drafts.len() as u64;
+    progress(0, total);
+    for (done, (line, mut draft)) in drafts.into_iter().enumerate() {
         if draft.variants.is_empty() {
             // Shopify's own rule: a product has at least its default variant.
             draft.variants.push(VariantDraft {
@@ -386,9 +394,8 @@ pub async fn import(
                 .rejected
                 .push((line, format!("product {:?} not saved: {e}", draft.handle))),
         }
-        progress.inc(1);
+        progress(done as u64 + 1, total);
     }
-    progress.finish_and_clear();
     report.rejected.sort_by_key(|(line, _)| *line);
     Ok(report)
 }

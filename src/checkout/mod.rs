@@ -634,7 +634,13 @@ async fn complete_in_tx(
         ],
     )
     .await?;
-    events::emit(conn, order.id, events::OrderEvent::Created, &settings.order_webhook_urls).await?;
+    events::emit(
+        conn,
+        order.id,
+        events::OrderEvent::Created,
+        &settings.order_webhook_urls,
+    )
+    .await?;
     Ok(order)
 }
 

@@ -53,14 +53,20 @@ pub struct Handlers {
     /// Signs outgoing webhooks (`ORDER_WEBHOOK_SECRET`).
     pub webhook_secret: Option<String>,
     pub http: reqwest::Client,
+    pub shop_currency: String,
 }
 
 impl Handlers {
-    pub fn new(pool: PgPool, mailer: Option<Mailer>, config: &crate::config::Config) -> anyhow::Result<Arc<Self>> {
+    pub fn new(
+        pool: PgPool,
+        mailer: Option<Mailer>,
+        config: &crate::config::Config,
+    ) -> anyhow::Result<Arc<Self>> {
         Ok(Arc::new(Self {
             pool,
             mailer,
             shop_url: config.shop_url.clone(),
+            shop_currency: config.shop_currency.clone(),
             order_webhook_urls: config.checkout.order_webhook_urls.clone(),
             webhook_secret: config.order_webhook_secret.clone(),
             http: reqwest::Client::builder()
@@ -72,24 +78,25 @@ impl Handlers {
     }
 
     pub async fn run(&self, kind: Kind, job: &ClaimedJob) -> Result<(), JobError> {
-        let mut conn = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| JobError::retry(format!("no database connection: {e}")))?;
-        let conn = &mut *conn;
         match kind {
             Kind::PaymentEvent => {
                 let provider = str_field(job, "provider")?;
                 let event_id = str_field(job, "event_id")?;
-                let outcome = checkout::process_payment_event(conn, &provider, &event_id, &self.order_webhook_urls)
-                        .await?;
+                let mut conn = self.connection().await?;
+                let outcome = checkout::process_payment_event(
+                    &mut conn,
+                    &provider,
+                    &event_id,
+                    &self.order_webhook_urls,
+                )
+                .await?;
                 tracing::info!(job = job.id, %outcome, "payment event processed");
                 Ok(())
             }
             Kind::ExpireReservation => {
                 let order_id = id_field(job, "order_id")?;
-                match orders::expire(conn, order_id, &self.order_webhook_urls).await? {
+                let mut conn = self.connection().await?;
+                match orders::expire(&mut conn, order_id, &self.order_webhook_urls).await? {
                     Some(orders::Transition::Applied) => {
                         tracing::info!(order = order_id, "unpaid order expired; stock released");
                         Ok(())
@@ -101,23 +108,39 @@ impl Handlers {
             }
             Kind::OrderConfirmation => {
                 let order_id = id_field(job, "order_id")?;
-                self.send_confirmation(conn, order_id).await
+                let mut conn = self.connection().await?;
+                self.send_confirmation(&mut conn, order_id).await
             }
             Kind::OrderWebhook => self.deliver_webhook(job).await,
+            Kind::ImportCsv => {
+                // Takes its own connections (one importing, one writing progress).
+                let import_id = id_field(job, "import_id")?;
+                super::imports::run(&self.pool, import_id, &self.shop_currency)
+                    .await
+                    .map_err(JobError::permanent)
+            }
             Kind::Invoice => {
                 let order_id = id_field(job, "order_id")?;
-                let Some(order) = orders::by_id(conn, order_id).await? else {
+                let mut conn = self.connection().await?;
+                let Some(order) = orders::by_id(&mut conn, order_id).await? else {
                     return Ok(());
                 };
-                let lines = orders::lines_of(conn, order_id).await?;
+                let lines = orders::lines_of(&mut conn, order_id).await?;
                 diesel::update(orders_table::table.find(order_id))
                     .filter(orders_table::invoice_html.is_null())
                     .set(orders_table::invoice_html.eq(documents::invoice_html(&order, &lines)))
-                    .execute(conn)
+                    .execute(&mut conn)
                     .await?;
                 Ok(())
             }
         }
+    }
+
+    async fn connection(&self) -> Result<crate::db::PgConn, JobError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| JobError::retry(format!("no database connection: {e}")))
     }
 
     /// POSTs one order event to one subscriber; any 2xx is success, anything else (or
@@ -130,7 +153,8 @@ impl Handlers {
         let Some(secret) = &self.webhook_secret else {
             return Err(JobError::permanent("ORDER_WEBHOOK_SECRET is not set"));
         };
-        let signature = crate::signing::sign(secret, chrono::Utc::now().timestamp(), body.as_bytes());
+        let signature =
+            crate::signing::sign(secret, chrono::Utc::now().timestamp(), body.as_bytes());
         let response = self
             .http
             .post(&url)
@@ -145,7 +169,10 @@ impl Handlers {
         if response.status().is_success() {
             Ok(())
         } else {
-            Err(JobError::retry(format!("webhook to {url}: HTTP {}", response.status())))
+            Err(JobError::retry(format!(
+                "webhook to {url}: HTTP {}",
+                response.status()
+            )))
         }
     }
 

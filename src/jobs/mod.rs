@@ -12,6 +12,7 @@
 //! Delivery is at least once, so every handler is idempotent (see [`handlers`]).
 
 pub mod handlers;
+pub mod imports;
 pub mod worker;
 
 use chrono::{DateTime, Utc};
@@ -21,7 +22,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 
 /// The queues, each with its own workers (`JOB_QUEUES` sets their concurrency).
-pub const QUEUES: &[&str] = &["orders", "email", "webhooks"];
+pub const QUEUES: &[&str] = &["orders", "email", "webhooks", "imports"];
 
 /// What a job does; the handler is chosen by this name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub enum Kind {
     Invoice,
     /// Deliver one order event to one subscriber URL.
     OrderWebhook,
+    /// Import a Shopify product CSV stored in `imports`.
+    ImportCsv,
 }
 
 impl Kind {
@@ -46,6 +49,7 @@ impl Kind {
             Kind::OrderConfirmation => "order_confirmation",
             Kind::Invoice => "invoice",
             Kind::OrderWebhook => "order_webhook",
+            Kind::ImportCsv => "import_csv",
         }
     }
 
@@ -56,6 +60,7 @@ impl Kind {
             Kind::OrderConfirmation,
             Kind::Invoice,
             Kind::OrderWebhook,
+            Kind::ImportCsv,
         ]
         .into_iter()
         .find(|k| k.name() == name)
@@ -66,6 +71,7 @@ impl Kind {
             Kind::PaymentEvent | Kind::ExpireReservation | Kind::Invoice => "orders",
             Kind::OrderConfirmation => "email",
             Kind::OrderWebhook => "webhooks",
+            Kind::ImportCsv => "imports",
         }
     }
 }

@@ -1,0 +1,172 @@
+//! CSV imports as background jobs: the file is stored in `imports`, a job runs the
+//! importer, and progress and the final report are written to the import's row.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::Value;
+
+use super::{Kind, NewJob};
+use crate::db::PgPool;
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// Stores `content` and queues its import; returns the import's id.
+pub async fn enqueue(
+    conn: &mut AsyncPgConnection,
+    filename: &str,
+    content: &str,
+) -> QueryResult<i64> {
+    conn.transaction(async |conn| {
+        let row: Id = diesel::sql_query(
+            "INSERT INTO imports (filename, content) VALUES ($1, $2) RETURNING id",
+        )
+        .bind::<Text, _>(filename)
+        .bind::<Text, _>(content)
+        .get_result(conn)
+        .await?;
+        // One attempt: the importer upserts, so a manual retry is safe, but a failing
+        // file should not be re-run automatically.
+        let mut job = NewJob::new(Kind::ImportCsv, serde_json::json!({ "import_id": row.id }));
+        job.max_attempts = 1;
+        super::enqueue(conn, &[job]).await?;
+        Ok(row.id)
+    })
+    .await
+}
+
+/// An import as `import-status` shows it.
+#[derive(QueryableByName, Debug, Clone)]
+pub struct ImportStatus {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub filename: String,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = BigInt)]
+    pub rows_done: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub rows_total: Option<i64>,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    pub report: Option<Value>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+pub async fn status(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<ImportStatus>> {
+    diesel::sql_query(
+        "SELECT id, filename, status, rows_done, rows_total, report, finished_at FROM imports WHERE id = $1",
+    )
+    .bind::<BigInt, _>(id)
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+async fn set(pool: &PgPool, id: i64, sql: &str, done: i64, total: i64, report: Option<Value>) {
+    let Ok(mut conn) = pool.get().await else {
+        return;
+    };
+    let result = diesel::sql_query(sql)
+        .bind::<BigInt, _>(id)
+        .bind::<BigInt, _>(done)
+        .bind::<BigInt, _>(total)
+        .bind::<Nullable<Jsonb>, _>(report)
+        .execute(&mut conn)
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(import = id, error = %e, "cannot record import progress");
+    }
+}
+
+const PROGRESS_SQL: &str = "UPDATE imports SET status = 'RUNNING', rows_done = $2, rows_total = $3, \
+     report = COALESCE($4, report), updated_at = now() WHERE id = $1";
+const DONE_SQL: &str = "UPDATE imports SET status = 'DONE', rows_done = $2, rows_total = $3, \
+     report = $4, updated_at = now(), finished_at = now() WHERE id = $1";
+const FAILED_SQL: &str = "UPDATE imports SET status = 'FAILED', rows_done = $2, rows_total = $3, \
+     report = $4, updated_at = now(), finished_at = now() WHERE id = $1";
+
+/// Runs import `id` (the `import_csv` job), writing progress every half second.
+pub async fn run(pool: &PgPool, id: i64, shop_currency: &str) -> Result<(), String> {
+    let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+    let file: Option<(String, String)> =
+        diesel::sql_query("SELECT status AS filename, content FROM imports WHERE id = $1")
+            .bind::<BigInt, _>(id)
+            .get_result::<Row>(&mut conn)
+            .await
+            .optional()
+            .map_err(|e| e.to_string())?
+            .map(|r| (r.filename, r.content));
+    let Some((status, content)) = file else {
+        return Ok(());
+    };
+    if status == "DONE" {
+        return Ok(());
+    }
+    let counts = Arc::new(Mutex::new((0u64, 0u64)));
+    let ticker = {
+        let (pool, counts) = (pool.clone(), counts.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let (done, total) = *counts.lock().unwrap();
+                set(&pool, id, PROGRESS_SQL, done as i64, total as i64, None).await;
+            }
+        })
+    };
+    let result = {
+        let counts = counts.clone();
+        let mut progress = move |done: u64, total: u64| {
+            *counts.lock().unwrap() = (done, total);
+        };
+        crate::catalog::import::import(&mut conn, content.as_bytes(), shop_currency, &mut progress)
+            .await
+    };
+    ticker.abort();
+    let (done, total) = *counts.lock().unwrap();
+    match result {
+        Ok(report) => {
+            set(
+                pool,
+                id,
+                DONE_SQL,
+                done as i64,
+                total as i64,
+                Some(report.to_json()),
+            )
+            .await;
+            tracing::info!(import = id, %report, "import finished");
+            Ok(())
+        }
+        Err(e) => {
+            let report = serde_json::json!({ "error": e.to_string() });
+            set(
+                pool,
+                id,
+                FAILED_SQL,
+                done as i64,
+                total as i64,
+                Some(report),
+            )
+            .await;
+            Err(format!("import {id} failed: {e}"))
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = Text)]
+    filename: String,
+    #[diesel(sql_type = Text)]
+    content: String,
+}
