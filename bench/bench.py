@@ -84,8 +84,7 @@ def gw_product(p):
 def pgl_variant(v):
     prices = v["variantPricesByVariantId"]["nodes"]
     price = int(prices[0]["amountMinor"]) if prices else None
-    stock = sum(l["onHand"] - l["reserved"] for l in v["inventoryLevelsByVariantId"]["nodes"])
-    return price, v["inventoryPolicy"] == "CONTINUE" or stock > 0
+    return price, v["inventoryPolicy"] == "CONTINUE" or int(v["available"]) > 0
 
 
 def pgl_product(p, full):

@@ -146,6 +146,23 @@ async fn checkout_reserves_stock_creates_the_order_and_is_idempotent() {
         .unwrap();
     assert_eq!(redirect.status(), 303);
     assert_eq!(redirect.headers()["location"], format!("/orders/{token}"));
+
+    // The merchant deletes the product later: the order keeps its snapshot.
+    db.run_sql(&format!(
+        "DELETE FROM products WHERE id = {}",
+        tee.product_id
+    ))
+    .await;
+    let kept = server
+        .data(
+            "query($t: String!) { order(accessToken: $t) { lineItems { title quantity variant { id } } } }",
+            json!({ "t": token }),
+        )
+        .await;
+    assert_eq!(
+        kept["order"]["lineItems"],
+        json!([{ "title": "Product tee", "quantity": 4, "variant": null }])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

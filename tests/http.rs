@@ -44,6 +44,15 @@ async fn responses_are_compressed_as_the_client_asks() {
             "{encoding}: {wire} bytes compressed vs {plain} plain"
         );
     }
+    // Small responses are not worth an encoder.
+    let small = raw
+        .post(server.url("/graphql"))
+        .header("accept-encoding", "gzip, br, zstd")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(small.headers().get("content-encoding").is_none());
     // And the decoded body is the same JSON.
     let decoded: Value = server
         .client

@@ -59,14 +59,14 @@ CREATE INDEX order_lines_order_idx ON order_lines (order_id, position);
 CREATE INDEX order_lines_variant_idx ON order_lines (variant_id);
 
 -- Where an order's units are held: reserved while the order is unpaid, sold when it is
--- paid, released when it is cancelled.
+-- paid, released when it is cancelled. No foreign key to inventory_levels: the history
+-- stays when a variant or location is deleted later (settling then touches no row).
 CREATE TABLE order_allocations (
     order_id     BIGINT NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
     variant_id   BIGINT NOT NULL,
     location_id  BIGINT NOT NULL,
     quantity     INT NOT NULL CHECK (quantity > 0),
-    PRIMARY KEY (order_id, variant_id, location_id),
-    FOREIGN KEY (variant_id, location_id) REFERENCES inventory_levels (variant_id, location_id)
+    PRIMARY KEY (order_id, variant_id, location_id)
 );
 CREATE INDEX order_allocations_level_idx ON order_allocations (variant_id, location_id);
 

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# bench/checkout.sh — checkout throughput of the release gateway against the database's
+# own ceiling, measured in one run on the same data. Not part of CI. See bench/README.md.
+#
+# Each order is one buyer's cartCreate (1 line) → cartLinesAdd (a 2nd line) → cartComplete,
+# driven by examples/checkout_load.rs at fixed concurrency. The ceiling is pgbench running
+# the same statements in the same three transactions (bench/pgbench/checkout.sql).
+#
+# Environment (all optional):
+#   GATEWAY_BIN            gateway binary (default target/release/commerce-gateway)
+#   BENCH_PRODUCTS         products to seed (default 10000)
+#   BENCH_DURATION_S       seconds per measurement (default 20)
+#   BENCH_CONCURRENCY      virtual buyers of the load generator (default 32)
+#   BENCH_POOL_SIZE        gateway DB pool (default 16)
+#   BENCH_MAX_CONCURRENT   the gateway's MAX_CONCURRENT_REQUESTS (default: its own default)
+#   BENCH_PGBENCH_CLIENTS  pgbench client counts tried; the best is the ceiling (default "8 16 32")
+#   BENCH_IGNORE_CARGO=1   run even while cargo runs (noisy)
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$BENCH_DIR")"
+OUT="$BENCH_DIR/out"
+BIN="${GATEWAY_BIN:-$ROOT/target/release/commerce-gateway}"
+LOAD="$ROOT/target/release/examples/checkout_load"
+PRODUCTS="${BENCH_PRODUCTS:-10000}"
+DURATION="${BENCH_DURATION_S:-20}"
+CONCURRENCY="${BENCH_CONCURRENCY:-32}"
+POOL="${BENCH_POOL_SIZE:-16}"
+PGBENCH_CLIENTS="${BENCH_PGBENCH_CLIENTS:-8 16 32}"
+PAIRS=1000
+DB_NAME=cg_bench_checkout
+DB_URL="postgres://postgres@127.0.0.1:5432/$DB_NAME"
+PORT=18191
+PG=(-X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5432 -U postgres)
+
+log() { printf '[checkout-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+GW_PID=""
+cleanup() {
+    local rc=$?
+    if [[ -n "$GW_PID" ]] && kill -0 "$GW_PID" 2>/dev/null; then
+        kill -TERM "$GW_PID" 2>/dev/null || true
+        wait "$GW_PID" 2>/dev/null || true
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+
+command -v pgbench >/dev/null || die "pgbench is required (Debian: postgresql-contrib / postgresql-15)"
+[[ -x "$BIN" ]] || die "no gateway binary at $BIN (cargo build --release)"
+if pgrep -x cargo >/dev/null && [[ -z "${BENCH_IGNORE_CARGO:-}" ]]; then
+    die "a cargo process is running; wait for it or set BENCH_IGNORE_CARGO=1"
+fi
+if [[ ! -x "$LOAD" ]]; then
+    log "building the load generator (cargo build --release --example checkout_load)"
+    (cd "$ROOT" && cargo build -j 2 --release --example checkout_load >&2)
+fi
+mkdir -p "$OUT"
+
+log "seeding $PRODUCTS products into $DB_NAME"
+psql "${PG[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null
+DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" seed --products "$PRODUCTS" >"$OUT/checkout-seed.log" 2>&1
+# Plenty of stock everywhere: the benchmark measures checkout, not stock-outs.
+psql "${PG[@]}" -d "$DB_NAME" <<SQL
+UPDATE inventory_levels SET on_hand = 1000000, reserved = 0;
+CREATE TABLE bench_pairs AS
+WITH sellable AS (
+    SELECT v.id, row_number() OVER (ORDER BY v.id) AS k
+    FROM product_variants v JOIN products p ON p.id = v.product_id
+    JOIN variant_prices vp ON vp.variant_id = v.id AND vp.currency = 'USD'
+    WHERE p.status = 'ACTIVE' AND p.published_at <= now()
+)
+SELECT a.k AS n, a.id AS v1, b.id AS v2
+FROM sellable a JOIN sellable b ON b.k = a.k + $PAIRS
+WHERE a.k <= $PAIRS;
+CREATE UNIQUE INDEX ON bench_pairs (n);
+VACUUM ANALYZE;
+SQL
+psql "${PG[@]}" -d "$DB_NAME" -Atc "SELECT 'gid://shopify/ProductVariant/' || v1 || E'\t' || 'gid://shopify/ProductVariant/' || v2 FROM bench_pairs ORDER BY n" >"$OUT/checkout-pairs.tsv"
+[[ $(wc -l <"$OUT/checkout-pairs.tsv") -eq $PAIRS ]] || die "not enough sellable variants for $PAIRS pairs"
+
+log "starting the gateway (workers off: the jobs the orders queue wait for later)"
+env DATABASE_URL="$DB_URL" LISTEN_ADDR="127.0.0.1:$PORT" AUTO_SEED_PRODUCTS=0 RUN_WORKERS=false \
+    RUST_LOG=warn DATABASE_POOL_SIZE="$POOL" MAX_CONCURRENT_REQUESTS="${BENCH_MAX_CONCURRENT:-}" \
+    "$BIN" serve >"$OUT/checkout-gateway.log" 2>&1 &
+GW_PID=$!
+for _ in $(seq 1 300); do
+    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break
+    kill -0 "$GW_PID" 2>/dev/null || die "the gateway exited (see $OUT/checkout-gateway.log)"
+    sleep 0.1
+done
+
+log "warm-up (5 s)"
+"$LOAD" "http://127.0.0.1:$PORT" "$CONCURRENCY" 5 "$OUT/checkout-pairs.tsv" >/dev/null
+log "gateway: $CONCURRENCY buyers for ${DURATION}s"
+GW_JSON=$("$LOAD" "http://127.0.0.1:$PORT" "$CONCURRENCY" "$DURATION" "$OUT/checkout-pairs.tsv")
+echo "$GW_JSON" >"$OUT/checkout-gateway.json"
+log "gateway: $GW_JSON"
+GW_RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$GW_PID/status")
+kill -TERM "$GW_PID"; wait "$GW_PID" 2>/dev/null || true; GW_PID=""
+
+BEST_TPS=0; BEST_CLIENTS=0; PGBENCH_LINES=""
+for clients in $PGBENCH_CLIENTS; do
+    log "pgbench: $clients clients for ${DURATION}s"
+    out=$(pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$clients" -j 2 -T "$DURATION" \
+        -D pairs="$PAIRS" -f "$BENCH_DIR/pgbench/checkout.sql" "$DB_NAME" 2>&1) || { echo "$out" >&2; die "pgbench failed"; }
+    tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -n1)
+    lat=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' | head -n1)
+    failed=$(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' | head -n1)
+    log "pgbench $clients clients: $tps tps, latency avg $lat ms, failed ${failed:-0}"
+    PGBENCH_LINES+="| pgbench, $clients clients | $tps | avg $lat ms |"$'\n'
+    if python3 -c "import sys; sys.exit(0 if $tps > $BEST_TPS else 1)"; then BEST_TPS=$tps; BEST_CLIENTS=$clients; fi
+done
+
+python3 - "$GW_JSON" "$BEST_TPS" "$BEST_CLIENTS" "$GW_RSS_KB" "$CONCURRENCY" "$DURATION" "$PGBENCH_LINES" >"$OUT/checkout.md" <<'PY'
+import json, sys
+gw = json.loads(sys.argv[1]); tps = float(sys.argv[2]); clients = sys.argv[3]
+rss_mib = int(sys.argv[4]) / 1024; conc = sys.argv[5]; dur = sys.argv[6]; lines = sys.argv[7]
+ratio = gw["orders_per_s"] / tps if tps else 0
+print(f"## Checkout ({conc} buyers, {dur} s, one run)\n")
+print("| | orders/s | latency |")
+print("| --- | ---: | --- |")
+print(f"| gateway: cartCreate → cartLinesAdd → cartComplete | {gw['orders_per_s']:.0f} | flow p50 {gw['flow_p50_ms']:.1f} ms, p99 {gw['flow_p99_ms']:.1f} ms; cartComplete p50 {gw['complete_p50_ms']:.1f} ms, p99 {gw['complete_p99_ms']:.1f} ms |")
+print(lines, end="")
+print(f"\n- Gateway / pgbench ceiling (best: {clients} clients): **{ratio:.2f}**")
+print(f"- Orders: {gw['orders']}, errors: {gw['errors']}" + (f" (first: {gw['first_error']})" if gw['errors'] else ""))
+print(f"- Gateway peak RSS: {rss_mib:.0f} MiB")
+PY
+cat "$OUT/checkout.md"
