@@ -514,3 +514,68 @@ async fn overlapping_multi_variant_carts_never_deadlock_or_split_an_order() {
     );
     drop((a, b));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hosted_checkout_and_order_pages_refuse_bad_input_cleanly() {
+    let db = TestDb::new(0).await;
+    let tee = stocked_variant(&db, "tee", 2500, "DENY", &[5]).await;
+    let server = server(&db).await;
+    let client = &server.client;
+    let cart = cart_with(client, &server.url(""), &[(&tee.gid, 1)]).await;
+    let token = cart.rsplit('/').next().unwrap().to_string();
+
+    // Unknown or malformed tokens: 404 pages, not errors.
+    for path in [
+        "/checkouts/c/short".to_string(),
+        format!("/checkouts/c/{}", "Z".repeat(32)),
+        "/orders/nope".to_string(),
+        format!("/orders/{}", "a".repeat(40)),
+        format!("/orders/{}/invoice", "a".repeat(40)),
+    ] {
+        let r = client.get(server.url(&path)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+    }
+    // An empty form and a form full of junk: 422 with the errors listed, nothing written.
+    for form in [
+        vec![],
+        vec![
+            ("email", "x"),
+            ("countryCode", "??"),
+            ("shippingMethod", "<script>"),
+            ("paymentToken", "tok_\u{0}"),
+            ("idempotencyKey", "\u{7f}"),
+        ],
+    ] {
+        let r = client
+            .post(server.url(&format!("/checkouts/c/{token}")))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422);
+        let html = r.text().await.unwrap();
+        assert!(html.contains("role=\"alert\""), "{html}");
+        assert!(!html.contains("<script>"), "input is escaped");
+    }
+    // Not a form at all.
+    let r = client
+        .post(server.url(&format!("/checkouts/c/{token}")))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error());
+    assert_eq!(db.count("SELECT count(*) AS n FROM orders").await, 0);
+    assert_eq!(
+        db.count("SELECT sum(reserved)::int8 AS n FROM inventory_levels")
+            .await,
+        0
+    );
+}
