@@ -110,7 +110,7 @@ pub struct Config {
 pub struct JobsConfig {
     /// `RUN_WORKERS`: `serve` runs the job workers in-process too.
     pub embedded: bool,
-    /// `JOB_QUEUES`, `JOB_POLL_INTERVAL_MS`, `JOB_TIMEOUT_MS`, `JOB_BACKOFF_BASE_MS`,
+    /// `JOB_QUEUES`, `JOB_POLL_INTERVAL_MS`, `JOB_TIMEOUT_MS`, `IMPORT_TIMEOUT_MS`, `JOB_BACKOFF_BASE_MS`,
     /// `JOB_BACKOFF_MAX_MS` and `SHUTDOWN_GRACE_MS`.
     pub worker: crate::jobs::worker::WorkerConfig,
 }
@@ -291,6 +291,7 @@ impl Config {
                     queues: parse_queues(&var("JOB_QUEUES").unwrap_or_default())?,
                     poll_interval: millis("JOB_POLL_INTERVAL_MS", 250)?,
                     job_timeout: millis("JOB_TIMEOUT_MS", 60_000)?,
+                    import_timeout: millis("IMPORT_TIMEOUT_MS", 3_600_000)?,
                     backoff_base: millis("JOB_BACKOFF_BASE_MS", 1_000)?,
                     backoff_max: millis("JOB_BACKOFF_MAX_MS", 3_600_000)?,
                     shutdown_grace: millis("SHUTDOWN_GRACE_MS", 20_000)?,

@@ -56,7 +56,7 @@ pub fn verify(
     if signatures.is_empty() {
         return Err(SignatureError::Malformed);
     }
-    if (now - t).unsigned_abs() > tolerance.as_secs() {
+    if now.abs_diff(t) > tolerance.as_secs() {
         return Err(SignatureError::Stale);
     }
     let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
@@ -99,6 +99,12 @@ mod tests {
         assert_eq!(
             verify("s3cret", "t=1000", b"", 1_000, tol),
             Err(SignatureError::Malformed)
+        );
+        // Extreme timestamps are stale, not an overflow.
+        let far = sign("s3cret", i64::MIN, b"x");
+        assert_eq!(
+            verify("s3cret", &far, b"x", i64::MAX, tol),
+            Err(SignatureError::Stale)
         );
     }
 }

@@ -229,6 +229,14 @@ pub async fn upsert_product(
             };
             let variant_id = match existing {
                 Some(Existing { id }) => {
+                    // Stock rows before the variant row: the lock order checkouts use
+                    // (their stock trigger updates the variant), so the two cannot deadlock.
+                    diesel::sql_query(
+                        "SELECT 1 FROM inventory_levels WHERE variant_id = $1 ORDER BY location_id FOR UPDATE",
+                    )
+                    .bind::<BigInt, _>(id)
+                    .execute(conn)
+                    .await?;
                     diesel::sql_query(
                         "UPDATE product_variants SET product_id = $2, title = $3, barcode = $4, position = $5, \
                          option1 = $6, option2 = $7, option3 = $8, grams = $9, weight_unit = $10, \

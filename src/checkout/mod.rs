@@ -124,6 +124,8 @@ pub enum CheckoutErrorCode {
     OutOfStock,
     InvalidPaymentToken,
     PaymentDeclined,
+    /// Prices changed between the payment authorization and the order.
+    PriceChanged,
 }
 
 impl CheckoutErrorCode {
@@ -141,6 +143,7 @@ impl CheckoutErrorCode {
             Self::OutOfStock => "OUT_OF_STOCK",
             Self::InvalidPaymentToken => "INVALID_PAYMENT_TOKEN",
             Self::PaymentDeclined => "PAYMENT_DECLINED",
+            Self::PriceChanged => "PRICE_CHANGED",
         }
     }
 }
@@ -333,7 +336,87 @@ fn retryable(e: &DieselError) -> bool {
     }
 }
 
+/// The money a checkout charges, computed from a priced cart.
+struct Totals {
+    currency: String,
+    subtotal: i64,
+    shipping_minor: i64,
+    tax_minor: i64,
+    total: i64,
+    /// The shipping method's handle.
+    method: String,
+}
+
+fn totals(
+    priced: &cart::PricedCart,
+    input: &CheckoutInput,
+    settings: &CheckoutSettings,
+) -> Result<Totals, CheckoutUserError> {
+    let currency = priced.currency.clone();
+    let method = match &input.shipping_method {
+        Some(h) => settings.shipping_methods.iter().find(|m| &m.handle == h),
+        None => <[ShippingMethod]>::first(&settings.shipping_methods),
+    }
+    .ok_or_else(|| {
+        user_error(
+            CheckoutErrorCode::InvalidShippingMethod,
+            &["input", "shippingMethod"],
+            "Unknown shipping method.",
+        )
+    })?;
+    let needs_shipping = priced.lines.iter().any(|l| {
+        priced
+            .variants
+            .get(&l.variant_id)
+            .is_some_and(|v| v.requires_shipping)
+    });
+    let shipping_minor = if needs_shipping {
+        crate::money::parse_minor(&method.price, &currency).ok_or_else(|| {
+            user_error(
+                CheckoutErrorCode::InvalidShippingMethod,
+                &["input", "shippingMethod"],
+                "This shipping method cannot be priced in the cart's currency.",
+            )
+        })?
+    } else {
+        0
+    };
+    let subtotal = priced.subtotal();
+    let taxable: i64 = priced
+        .lines
+        .iter()
+        .filter(|l| {
+            priced
+                .variants
+                .get(&l.variant_id)
+                .is_some_and(|v| v.taxable)
+        })
+        .map(|l| priced.line_total(l))
+        .sum();
+    let tax_minor = tax(taxable, settings.tax_rate_bps);
+    Ok(Totals {
+        total: subtotal + shipping_minor + tax_minor,
+        currency,
+        subtotal,
+        shipping_minor,
+        tax_minor,
+        method: method.handle.clone(),
+    })
+}
+
+/// An approved payment authorization, for one amount.
+struct Authorized {
+    reference: String,
+    amount: i64,
+    currency: String,
+}
+
 /// Completes the checkout of the cart `cart_token`.
+///
+/// The payment is authorized once, before the transaction, for the amount the cart costs
+/// then (a provider call never holds row locks); the transaction re-prices and refuses with
+/// PRICE_CHANGED if the amount moved meanwhile. Whenever no order comes out of it (out of
+/// stock, a conflict, an error), the authorization is voided.
 pub async fn complete(
     conn: &mut AsyncPgConnection,
     cart_token: &str,
@@ -346,12 +429,132 @@ pub async fn complete(
     if !errors.is_empty() {
         return Ok(CheckoutOutcome::rejected(errors));
     }
+    // A retry of a checkout that already succeeded returns its order without charging.
+    if let Some(outcome) = existing_order(conn, cart_token, &input.idempotency_key).await? {
+        return Ok(outcome);
+    }
+    // Price the cart as it is now, and refuse early what the transaction would refuse.
+    let Some(priced) = cart::load(conn, cart_token, rules).await? else {
+        return Ok(CheckoutOutcome::rejected(vec![user_error(
+            CheckoutErrorCode::CartNotFound,
+            &["cartId"],
+            "The specified cart does not exist.",
+        )]));
+    };
+    if priced.cart.completed_at.is_some() {
+        return Ok(CheckoutOutcome::rejected(vec![user_error(
+            CheckoutErrorCode::CartCompleted,
+            &["cartId"],
+            "The cart has already been checked out.",
+        )]));
+    }
+    if priced.lines.is_empty() {
+        return Ok(CheckoutOutcome::rejected(vec![user_error(
+            CheckoutErrorCode::EmptyCart,
+            &["cartId"],
+            "The cart is empty.",
+        )]));
+    }
+    let expected = match totals(&priced, input, settings) {
+        Ok(t) => t,
+        Err(e) => return Ok(CheckoutOutcome::rejected(vec![e])),
+    };
+    let provider_key = format!("{cart_token}:{}", input.idempotency_key);
+    let authorized = match provider
+        .authorize(
+            &input.payment_token,
+            expected.total,
+            &expected.currency,
+            &provider_key,
+        )
+        .await
+    {
+        Authorization::Approved { reference } => Authorized {
+            reference,
+            amount: expected.total,
+            currency: expected.currency,
+        },
+        Authorization::Declined { reason } => {
+            return Ok(CheckoutOutcome::rejected(vec![user_error(
+                CheckoutErrorCode::PaymentDeclined,
+                &["input", "paymentToken"],
+                reason,
+            )]));
+        }
+        Authorization::InvalidToken => {
+            return Ok(CheckoutOutcome::rejected(vec![user_error(
+                CheckoutErrorCode::InvalidPaymentToken,
+                &["input", "paymentToken"],
+                "The payment token is not valid.",
+            )]));
+        }
+    };
+    let outcome = run_transaction(
+        conn,
+        cart_token,
+        input,
+        settings,
+        rules,
+        &authorized,
+        provider.name(),
+    )
+    .await;
+    let created = matches!(&outcome, Ok(CheckoutOutcome { order: Some(o), .. }) if o.payment_reference == authorized.reference);
+    if !created {
+        if let Err(e) = provider.void(&authorized.reference).await {
+            tracing::error!(reference = %authorized.reference, error = %e, "could not void a payment authorization; void it by hand");
+        }
+    }
+    outcome
+}
+
+/// The order a previous attempt with this key created for this cart, or the key-reused
+/// error when it belongs to another cart.
+async fn existing_order(
+    conn: &mut AsyncPgConnection,
+    cart_token: &str,
+    key: &str,
+) -> Result<Option<CheckoutOutcome>, DbError> {
+    let Some(order) = orders::by_idempotency_key(conn, key).await? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        if order_cart_token(conn, &order).await?.as_deref() == Some(cart_token) {
+            CheckoutOutcome {
+                order: Some(order),
+                user_errors: vec![],
+            }
+        } else {
+            CheckoutOutcome::rejected(vec![key_reused()])
+        },
+    ))
+}
+
+/// The checkout transaction, retried on deadlocks and serialization failures.
+async fn run_transaction(
+    conn: &mut AsyncPgConnection,
+    cart_token: &str,
+    input: &CheckoutInput,
+    settings: &CheckoutSettings,
+    rules: &CartRules<'_>,
+    authorized: &Authorized,
+    provider_name: &str,
+) -> Result<CheckoutOutcome, DbError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let result = conn
             .transaction(async |conn| {
-                complete_in_tx(conn, cart_token, input, settings, rules, provider).await
+                complete_in_tx(
+                    conn,
+                    cart_token,
+                    input,
+                    settings,
+                    rules,
+                    authorized,
+                    provider_name,
+                )
+                .await
             })
             .await;
         return match result {
@@ -359,26 +562,15 @@ pub async fn complete(
                 order: Some(order),
                 user_errors: vec![],
             }),
-            Err(TxError::Rejected(errors)) => {
-                // A key reused concurrently by another cart shows up as a unique violation
-                // and is reported like the sequential case.
-                Ok(CheckoutOutcome::rejected(errors))
-            }
+            Err(TxError::Rejected(errors)) => Ok(CheckoutOutcome::rejected(errors)),
+            // The same key committed concurrently (by this cart or another).
             Err(TxError::Db(DieselError::DatabaseError(
                 DatabaseErrorKind::UniqueViolation,
                 info,
             ))) if info.constraint_name() == Some("orders_idempotency_key_key") => {
-                match orders::by_idempotency_key(conn, &input.idempotency_key).await? {
-                    Some(order)
-                        if order_cart_token(conn, &order).await?.as_deref() == Some(cart_token) =>
-                    {
-                        Ok(CheckoutOutcome {
-                            order: Some(order),
-                            user_errors: vec![],
-                        })
-                    }
-                    _ => Ok(CheckoutOutcome::rejected(vec![key_reused()])),
-                }
+                Ok(existing_order(conn, cart_token, &input.idempotency_key)
+                    .await?
+                    .unwrap_or_else(|| CheckoutOutcome::rejected(vec![key_reused()])))
             }
             Err(TxError::Db(e)) if attempt < 4 && retryable(&e) => {
                 tracing::info!(attempt, error = %e, "checkout transaction conflicted; retrying");
@@ -418,7 +610,8 @@ async fn complete_in_tx(
     input: &CheckoutInput,
     settings: &CheckoutSettings,
     rules: &CartRules<'_>,
-    provider: &dyn PaymentProvider,
+    authorized: &Authorized,
+    provider_name: &str,
 ) -> Result<Order, TxError> {
     use CheckoutErrorCode::*;
     let reject = |code, field: &[&str], message: &str| {
@@ -478,54 +671,23 @@ async fn complete_in_tx(
         e.lines = unavailable;
         return Err(TxError::Rejected(vec![e]));
     }
-    // Totals.
-    let currency = priced.currency.clone();
-    let method = match &input.shipping_method {
-        Some(h) => settings.shipping_methods.iter().find(|m| &m.handle == h),
-        None => <[ShippingMethod]>::first(&settings.shipping_methods),
+    let totals = totals(&priced, input, settings).map_err(|e| TxError::Rejected(vec![e]))?;
+    if totals.total != authorized.amount || totals.currency != authorized.currency {
+        return Err(reject(
+            PriceChanged,
+            &["cartId"],
+            "Prices changed while you were checking out. Please review your cart and try again.",
+        ));
     }
-    .expect("validated above");
-    let needs_shipping = priced
-        .lines
-        .iter()
-        .any(|l| priced.variants[&l.variant_id].requires_shipping);
-    let shipping_minor = if needs_shipping {
-        crate::money::parse_minor(&method.price, &currency).ok_or_else(|| {
-            reject(
-                InvalidShippingMethod,
-                &["input", "shippingMethod"],
-                "This shipping method cannot be priced in the cart's currency.",
-            )
-        })?
-    } else {
-        0
-    };
-    let subtotal = priced.subtotal();
-    let taxable: i64 = priced
-        .lines
-        .iter()
-        .filter(|l| priced.variants[&l.variant_id].taxable)
-        .map(|l| priced.line_total(l))
-        .sum();
-    let tax_minor = tax(taxable, settings.tax_rate_bps);
-    let total = subtotal + shipping_minor + tax_minor;
-    // Payment.
-    let reference = match provider
-        .authorize(&input.payment_token, total, &currency)
-        .await
-    {
-        Authorization::Approved { reference } => reference,
-        Authorization::Declined { reason } => {
-            return Err(reject(PaymentDeclined, &["input", "paymentToken"], &reason));
-        }
-        Authorization::InvalidToken => {
-            return Err(reject(
-                InvalidPaymentToken,
-                &["input", "paymentToken"],
-                "The payment token is not valid.",
-            ));
-        }
-    };
+    let Totals {
+        currency,
+        subtotal,
+        shipping_minor,
+        tax_minor,
+        total,
+        method,
+    } = totals;
+    let reference = authorized.reference.clone();
     // The order.
     let reserved_until = Utc::now()
         + chrono::Duration::from_std(settings.reservation_ttl)
@@ -542,9 +704,9 @@ async fn complete_in_tx(
             ot::shipping_minor.eq(shipping_minor),
             ot::tax_minor.eq(tax_minor),
             ot::total_minor.eq(total),
-            ot::shipping_method.eq(&method.handle),
+            ot::shipping_method.eq(&method),
             ot::shipping_address.eq(&address),
-            ot::payment_provider.eq(provider.name()),
+            ot::payment_provider.eq(provider_name),
             ot::payment_reference.eq(&reference),
             ot::reserved_until.eq(reserved_until),
         ))
@@ -700,65 +862,81 @@ pub async fn receive_payment_event(
     .await
 }
 
-/// Applies a stored payment event to its order (the `payment_event` job). Idempotent:
-/// an order that already left PENDING_PAYMENT is not changed again.
+/// What processing a payment event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// Recorded as processed, with this description.
+    Done(String),
+    /// No order has the event's payment reference yet (the provider can be faster than
+    /// the checkout's commit): nothing recorded, try again later.
+    OrderNotYetKnown,
+}
+
+/// Applies a stored payment event to its order (the `payment_event` job), in one
+/// transaction with recording it as processed; an event already processed is skipped, so
+/// the job can run any number of times.
 pub async fn process_payment_event(
     conn: &mut AsyncPgConnection,
     provider: &str,
     event_id: &str,
     hooks: &[String],
-) -> QueryResult<String> {
-    let Some((kind, reference)) = payment_events::table
-        .find((provider, event_id))
-        .select((payment_events::event_type, payment_events::reference))
-        .first::<(String, String)>(conn)
-        .await
-        .optional()?
-    else {
-        return Ok("unknown event".into());
-    };
-    let order_id: Option<i64> = ot::table
-        .filter(ot::payment_provider.eq(provider))
-        .filter(ot::payment_reference.eq(&reference))
-        .select(ot::id)
-        .first(conn)
-        .await
-        .optional()?;
-    let outcome = match order_id {
-        None => "no order has this payment reference".to_string(),
-        Some(id) => {
-            let transition = match kind.as_str() {
-                "payment.succeeded" => orders::mark_paid(conn, id, hooks).await?,
-                "payment.failed" => {
-                    orders::cancel_pending(conn, id, "PAYMENT_FAILED", hooks).await?
-                }
-                "payment.expired" => {
-                    orders::cancel_pending(conn, id, "PAYMENT_EXPIRED", hooks).await?
-                }
-                other => return Ok(format!("ignored event type {other}")),
-            };
-            match transition {
-                orders::Transition::Applied => format!("{kind} applied to order {id}"),
-                orders::Transition::AlreadySettled => {
-                    if kind == "payment.succeeded" {
-                        tracing::warn!(
-                            order = id,
-                            "payment succeeded for an order that is no longer pending; it needs a refund"
-                        );
-                    }
-                    format!("order {id} was already settled")
-                }
-            }
+) -> QueryResult<EventOutcome> {
+    conn.transaction(async |conn| {
+        let Some((kind, reference, processed)) = payment_events::table
+            .find((provider, event_id))
+            .select((
+                payment_events::event_type,
+                payment_events::reference,
+                payment_events::processed_at.is_not_null(),
+            ))
+            .for_update()
+            .first::<(String, String, bool)>(conn)
+            .await
+            .optional()?
+        else {
+            return Ok(EventOutcome::Done("unknown event".into()));
+        };
+        if processed {
+            return Ok(EventOutcome::Done("already processed".into()));
         }
-    };
-    diesel::update(payment_events::table.find((provider, event_id)))
-        .set((
-            payment_events::processed_at.eq(diesel::dsl::now),
-            payment_events::outcome.eq(&outcome),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(outcome)
+        let order: Option<(i64, String)> = ot::table
+            .filter(ot::payment_provider.eq(provider))
+            .filter(ot::payment_reference.eq(&reference))
+            .select((ot::id, ot::status))
+            .first(conn)
+            .await
+            .optional()?;
+        let Some((id, status)) = order else {
+            return Ok(EventOutcome::OrderNotYetKnown);
+        };
+        let transition = match kind.as_str() {
+            "payment.succeeded" => orders::mark_paid(conn, id, hooks).await?,
+            "payment.failed" => orders::cancel_pending(conn, id, "PAYMENT_FAILED", hooks).await?,
+            "payment.expired" => orders::cancel_pending(conn, id, "PAYMENT_EXPIRED", hooks).await?,
+            _ => orders::Transition::AlreadySettled,
+        };
+        let outcome = match transition {
+            orders::Transition::Applied => format!("{kind} applied to order {id}"),
+            orders::Transition::AlreadySettled => {
+                if kind == "payment.succeeded" && status == "CANCELLED" {
+                    tracing::warn!(
+                        order = id,
+                        "payment succeeded for an order that was cancelled; it needs a refund"
+                    );
+                }
+                format!("order {id} was already {status}")
+            }
+        };
+        diesel::update(payment_events::table.find((provider, event_id)))
+            .set((
+                payment_events::processed_at.eq(diesel::dsl::now),
+                payment_events::outcome.eq(&outcome),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(EventOutcome::Done(outcome))
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -219,25 +219,43 @@ pub async fn cancel_pending(
     .await
 }
 
-/// Cancels a pending order whose reservation time has passed (the expiry job; it may run
-/// early after a clock change or late after an outage, so the time is checked here).
+/// Cancels a pending order whose reservation time has passed (the expiry job). The time
+/// is checked against the database's clock in the same statement that cancels, and an
+/// order with a stored, not yet processed `payment.succeeded` event is left for that
+/// event. `Ok(None)`: not due yet, or a payment is being processed; try again later.
 pub async fn expire(
     conn: &mut AsyncPgConnection,
     order_id: i64,
     hooks: &[String],
 ) -> QueryResult<Option<Transition>> {
-    let due: Option<DateTime<Utc>> = orders::table
-        .find(order_id)
-        .filter(orders::status.eq("PENDING_PAYMENT"))
-        .select(orders::reserved_until)
-        .first(conn)
+    use diesel::sql_types::{BigInt, Text};
+    conn.transaction(async |conn| {
+        #[derive(QueryableByName)]
+        struct Due {
+            #[diesel(sql_type = Text)]
+            state: String,
+        }
+        let due: Option<Due> = diesel::sql_query(
+            "SELECT CASE WHEN o.status <> 'PENDING_PAYMENT' THEN 'settled' \
+                         WHEN o.reserved_until > now() THEN 'not_due' \
+                         WHEN EXISTS (SELECT 1 FROM payment_events e \
+                                      WHERE e.provider = o.payment_provider AND e.reference = o.payment_reference \
+                                        AND e.event_type = 'payment.succeeded' AND e.processed_at IS NULL) \
+                              THEN 'payment_pending' \
+                         ELSE 'due' END AS state \
+             FROM orders o WHERE o.id = $1 FOR UPDATE",
+        )
+        .bind::<BigInt, _>(order_id)
+        .get_result(conn)
         .await
         .optional()?;
-    match due {
-        None => Ok(Some(Transition::AlreadySettled)),
-        Some(t) if t > Utc::now() => Ok(None),
-        Some(_) => cancel_pending(conn, order_id, "RESERVATION_EXPIRED", hooks)
-            .await
-            .map(Some),
-    }
+        match due.as_ref().map(|d| d.state.as_str()) {
+            None | Some("settled") => Ok(Some(Transition::AlreadySettled)),
+            Some("due") => cancel_pending(conn, order_id, "RESERVATION_EXPIRED", hooks)
+                .await
+                .map(Some),
+            _ => Ok(None),
+        }
+    })
+    .await
 }

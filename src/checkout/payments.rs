@@ -33,12 +33,17 @@ pub enum Authorization {
 
 pub trait PaymentProvider: Send + Sync {
     fn name(&self) -> &'static str;
+    /// Authorizes `amount_minor` on the buyer's `token`. `idempotency_key` is unique per
+    /// cart and checkout attempt, so a provider can deduplicate retried calls.
     fn authorize<'a>(
         &'a self,
         token: &'a str,
         amount_minor: i64,
         currency: &'a str,
+        idempotency_key: &'a str,
     ) -> BoxFuture<'a, Authorization>;
+    /// Releases an authorization no order was created for.
+    fn void<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// The built-in provider for development and tests.
@@ -54,6 +59,7 @@ impl PaymentProvider for TestProvider {
         token: &'a str,
         _amount_minor: i64,
         _currency: &'a str,
+        _idempotency_key: &'a str,
     ) -> BoxFuture<'a, Authorization> {
         Box::pin(async move {
             if token == "tok_success" || token.starts_with("tok_success_") {
@@ -68,6 +74,13 @@ impl PaymentProvider for TestProvider {
             } else {
                 Authorization::InvalidToken
             }
+        })
+    }
+
+    fn void<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            tracing::debug!(reference, "test payment authorization voided");
+            Ok(())
         })
     }
 }

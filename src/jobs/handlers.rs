@@ -83,15 +83,24 @@ impl Handlers {
                 let provider = str_field(job, "provider")?;
                 let event_id = str_field(job, "event_id")?;
                 let mut conn = self.connection().await?;
-                let outcome = checkout::process_payment_event(
+                match checkout::process_payment_event(
                     &mut conn,
                     &provider,
                     &event_id,
                     &self.order_webhook_urls,
                 )
-                .await?;
-                tracing::info!(job = job.id, %outcome, "payment event processed");
-                Ok(())
+                .await?
+                {
+                    checkout::EventOutcome::Done(outcome) => {
+                        tracing::info!(job = job.id, %outcome, "payment event processed");
+                        Ok(())
+                    }
+                    // Retried with backoff; after the last attempt it waits in the dead
+                    // letters, visible, instead of being dropped.
+                    checkout::EventOutcome::OrderNotYetKnown => {
+                        Err(JobError::retry("no order has this payment reference (yet)"))
+                    }
+                }
             }
             Kind::ExpireReservation => {
                 let order_id = id_field(job, "order_id")?;

@@ -113,7 +113,9 @@ pub async fn run(pool: &PgPool, id: i64, shop_currency: &str) -> Result<(), Stri
         return Ok(());
     }
     let counts = Arc::new(Mutex::new((0u64, 0u64)));
-    let ticker = {
+    // Stopped when this function returns or is dropped (job timeout, shutdown), so it can
+    // never write over the final status.
+    let ticker = AbortOnDrop(Some({
         let (pool, counts) = (pool.clone(), counts.clone());
         tokio::spawn(async move {
             loop {
@@ -122,7 +124,7 @@ pub async fn run(pool: &PgPool, id: i64, shop_currency: &str) -> Result<(), Stri
                 set(&pool, id, PROGRESS_SQL, done as i64, total as i64, None).await;
             }
         })
-    };
+    }));
     let result = {
         let counts = counts.clone();
         let mut progress = move |done: u64, total: u64| {
@@ -131,7 +133,7 @@ pub async fn run(pool: &PgPool, id: i64, shop_currency: &str) -> Result<(), Stri
         crate::catalog::import::import(&mut conn, content.as_bytes(), shop_currency, &mut progress)
             .await
     };
-    ticker.abort();
+    ticker.stop().await;
     let (done, total) = *counts.lock().unwrap();
     match result {
         Ok(report) => {
@@ -169,4 +171,24 @@ struct Row {
     filename: String,
     #[diesel(sql_type = Text)]
     content: String,
+}
+
+/// A task aborted when dropped; `stop` also waits until it has ended.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl AbortOnDrop {
+    async fn stop(mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
 }

@@ -33,11 +33,24 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// A handler running longer is abandoned and its job retried.
     pub job_timeout: Duration,
+    /// The same for the `imports` queue, whose jobs run long by nature.
+    pub import_timeout: Duration,
     /// The first retry delay; doubled per attempt, with ±50 % jitter.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     /// How long shutdown waits for running jobs before releasing them.
     pub shutdown_grace: Duration,
+}
+
+impl WorkerConfig {
+    /// How long a job of `queue` may run.
+    pub fn timeout_of(&self, queue: &str) -> Duration {
+        if queue == "imports" {
+            self.import_timeout
+        } else {
+            self.job_timeout
+        }
+    }
 }
 
 /// A job a worker holds the lease of.
@@ -122,7 +135,8 @@ async fn queue_loop(
     // Jobs this loop holds, by id → attempts (released on shutdown if still running).
     let held: Arc<Mutex<HashMap<i64, i32>>> = Arc::default();
     let mut tasks = JoinSet::new();
-    let lease = config.job_timeout + LEASE_SLACK;
+    let timeout = config.timeout_of(&queue);
+    let lease = timeout + LEASE_SLACK;
     loop {
         while tasks.try_join_next().is_some() {}
         if *shutdown.borrow() {
@@ -150,7 +164,7 @@ async fn queue_loop(
                             held.clone(),
                         );
                         tasks.spawn(async move {
-                            run_one(&pool, &handlers, &config, &worker, &job).await;
+                            run_one(&pool, &handlers, &config, &worker, &job, timeout).await;
                             held.lock().unwrap().remove(&job.id);
                             drop(permit);
                         });
@@ -244,10 +258,11 @@ async fn run_one(
     config: &WorkerConfig,
     worker: &str,
     job: &ClaimedJob,
+    timeout: Duration,
 ) {
     use tracing::Instrument;
     let span = tracing::info_span!("job", id = job.id, kind = %job.kind, attempt = job.attempts);
-    run_attempt(pool, handlers, config, worker, job)
+    run_attempt(pool, handlers, config, worker, job, timeout)
         .instrument(span)
         .await
 }
@@ -258,21 +273,20 @@ async fn run_attempt(
     config: &WorkerConfig,
     worker: &str,
     job: &ClaimedJob,
+    timeout: Duration,
 ) {
     let outcome = match Kind::from_name(&job.kind) {
         None => Err(JobError::permanent(format!(
             "unknown job kind {:?}",
             job.kind
         ))),
-        Some(kind) => {
-            match tokio::time::timeout(config.job_timeout, handlers.run(kind, job)).await {
-                Ok(result) => result,
-                Err(_) => Err(JobError::retry(format!(
-                    "timed out after {} ms",
-                    config.job_timeout.as_millis()
-                ))),
-            }
-        }
+        Some(kind) => match tokio::time::timeout(timeout, handlers.run(kind, job)).await {
+            Ok(result) => result,
+            Err(_) => Err(JobError::retry(format!(
+                "timed out after {} ms",
+                timeout.as_millis()
+            ))),
+        },
     };
     let result = match &outcome {
         Ok(()) => complete(pool, job, worker).await,
@@ -355,6 +369,7 @@ mod tests {
             queues: vec![],
             poll_interval: Duration::from_millis(100),
             job_timeout: Duration::from_secs(1),
+            import_timeout: Duration::from_secs(1),
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(1),

@@ -283,6 +283,7 @@ pub enum CheckoutErrorCode {
     OutOfStock,
     InvalidPaymentToken,
     PaymentDeclined,
+    PriceChanged,
 }
 
 impl From<DomainCode> for CheckoutErrorCode {
@@ -300,6 +301,7 @@ impl From<DomainCode> for CheckoutErrorCode {
             DomainCode::OutOfStock => Self::OutOfStock,
             DomainCode::InvalidPaymentToken => Self::InvalidPaymentToken,
             DomainCode::PaymentDeclined => Self::PaymentDeclined,
+            DomainCode::PriceChanged => Self::PriceChanged,
         }
     }
 }
