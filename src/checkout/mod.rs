@@ -500,10 +500,8 @@ pub async fn complete(
     )
     .await;
     let created = matches!(&outcome, Ok(CheckoutOutcome { order: Some(o), .. }) if o.payment_reference == authorized.reference);
-    if !created {
-        if let Err(e) = provider.void(&authorized.reference).await {
-            tracing::error!(reference = %authorized.reference, error = %e, "could not void a payment authorization; void it by hand");
-        }
+    if !created && let Err(e) = provider.void(&authorized.reference).await {
+        tracing::error!(reference = %authorized.reference, error = %e, "could not void a payment authorization; void it by hand");
     }
     outcome
 }
