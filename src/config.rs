@@ -160,6 +160,18 @@ where
     }
 }
 
+/// A comma-separated list (empty when unset).
+fn list(name: &str) -> Vec<String> {
+    var(name)
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn flag(name: &str, default: bool) -> anyhow::Result<bool> {
     match var(name).as_deref().map(str::to_ascii_lowercase).as_deref() {
         None => Ok(default),
@@ -185,14 +197,7 @@ impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
         let database_url = var("DATABASE_URL")
             .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/commerce_gateway".into());
-        let replica_urls = var("DATABASE_REPLICA_URLS")
-            .map(|v| {
-                v.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let replica_urls = list("DATABASE_REPLICA_URLS");
         let listen_addr = parse("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
         let shop_currency = var("SHOP_CURRENCY")
             .unwrap_or_else(|| "USD".into())
@@ -219,14 +224,7 @@ impl Config {
         if limits.max_page_size == 0 || limits.max_depth == 0 {
             bail!("MAX_PAGE_SIZE and MAX_QUERY_DEPTH must be at least 1");
         }
-        let order_webhook_urls: Vec<String> = var("ORDER_WEBHOOK_URLS")
-            .map(|v| {
-                v.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let order_webhook_urls = list("ORDER_WEBHOOK_URLS");
         for u in &order_webhook_urls {
             let parsed =
                 url::Url::parse(u).with_context(|| format!("ORDER_WEBHOOK_URLS entry {u:?}"))?;

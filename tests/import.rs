@@ -152,20 +152,7 @@ fn the_import_command_prints_a_summary() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_background_import_runs_in_the_job_queue_and_reports_progress() {
     let db = TestDb::new(0).await;
-    let bin = env!("CARGO_BIN_EXE_commerce-gateway");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(bin)
-            .args(args)
-            .env("DATABASE_URL", &db.url)
-            .output()
-            .expect("run commerce-gateway");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| shop::cli(&db, args);
     let queued = run(&["import", "--background", FIXTURE]);
     assert!(queued.starts_with("queued import 1;"), "{queued}");
     assert!(run(&["import-status", "1"]).contains("QUEUED"));

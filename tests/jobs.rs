@@ -122,20 +122,7 @@ async fn failing_jobs_back_off_then_rest_as_dead_letters_until_retried() {
     assert!(started.elapsed() >= Duration::from_millis(350));
     assert!(worker.terminate().await.success());
 
-    let bin = env!("CARGO_BIN_EXE_commerce-gateway");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(bin)
-            .args(args)
-            .env("DATABASE_URL", &db.url)
-            .output()
-            .expect("run commerce-gateway");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| common::shop::cli(&db, args);
     let dead = run(&["jobs", "dead"]);
     assert!(
         dead.contains("order_confirmation") && dead.contains("attempts 4/4"),

@@ -147,6 +147,21 @@ pub fn signed_event(secret: &str, id: &str, kind: &str, reference: &str) -> (Str
     (body, header)
 }
 
+/// Runs `commerce-gateway ARGS…` on `db` to completion, asserts success, returns stdout.
+pub fn cli(db: &TestDb, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_commerce-gateway"))
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run commerce-gateway");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
