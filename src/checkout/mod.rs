@@ -429,10 +429,6 @@ pub async fn complete(
     if !errors.is_empty() {
         return Ok(CheckoutOutcome::rejected(errors));
     }
-    // A retry of a checkout that already succeeded returns its order without charging.
-    if let Some(outcome) = existing_order(conn, cart_token, &input.idempotency_key).await? {
-        return Ok(outcome);
-    }
     // Price the cart as it is now, and refuse early what the transaction would refuse.
     let Some(priced) = cart::load(conn, cart_token, rules).await? else {
         return Ok(CheckoutOutcome::rejected(vec![user_error(
@@ -441,6 +437,12 @@ pub async fn complete(
             "The specified cart does not exist.",
         )]));
     };
+    // A retry of a checkout that already succeeded returns its order without charging.
+    // Looked up after the cart was read: the order and the cart's completion commit
+    // together, so a completed cart seen above has its order visible here.
+    if let Some(outcome) = existing_order(conn, cart_token, &input.idempotency_key).await? {
+        return Ok(outcome);
+    }
     if priced.cart.completed_at.is_some() {
         return Ok(CheckoutOutcome::rejected(vec![user_error(
             CheckoutErrorCode::CartCompleted,
