@@ -166,7 +166,7 @@ async fn a_job_that_runs_too_long_is_abandoned_and_retried() {
     smtp.hold_next();
     let env = worker_env(
         &smtp.url(),
-        &[("JOB_TIMEOUT_MS", "700"), ("JOB_BACKOFF_BASE_MS", "1500")],
+        &[("JOB_TIMEOUT_MS", "2500"), ("JOB_BACKOFF_BASE_MS", "1500")],
     );
     let mut worker = Process::spawn(&db, "worker", &env).await;
     assert!(
