@@ -109,6 +109,17 @@ impl Shop {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Waits until `n` payment events are marked processed.
+    async fn events_processed(&self, n: i64) -> bool {
+        eventually(Duration::from_secs(10), || async {
+            self.db
+                .count("SELECT count(*) AS n FROM payment_events WHERE processed_at IS NOT NULL")
+                .await
+                == n
+        })
+        .await
+    }
+
     async fn status_of(&self, order_id: i64) -> String {
         self.text(&format!(
             "SELECT status AS t FROM orders WHERE id = {order_id}"
@@ -174,15 +185,7 @@ async fn a_payment_webhook_replayed_five_times_changes_the_order_once() {
         shop.post_webhook("test", &body2, Some(&signature2)).await.0,
         200
     );
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            shop.db
-                .count("SELECT count(*) AS n FROM payment_events WHERE processed_at IS NOT NULL")
-                .await
-                == 2
-        })
-        .await
-    );
+    assert!(shop.events_processed(2).await);
     assert_eq!(shop.stock(v.variant_id).await, (7, 0));
     assert_eq!(
         shop.db
@@ -308,15 +311,7 @@ async fn a_failed_payment_cancels_the_order_and_releases_its_stock() {
         shop.post_webhook("test", &body, Some(&signature)).await.0,
         200
     );
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            shop.db
-                .count("SELECT count(*) AS n FROM payment_events WHERE processed_at IS NOT NULL")
-                .await
-                == 2
-        })
-        .await
-    );
+    assert!(shop.events_processed(2).await);
     assert_eq!(shop.status_of(order).await, "CANCELLED");
     assert_eq!(shop.stock(v.variant_id).await, (4, 0));
     shop.stop().await;

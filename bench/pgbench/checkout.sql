@@ -1,7 +1,7 @@
 -- The database ceiling for bench/checkout.sh: the statements the gateway sends for one
 -- buyer's cartCreate → cartLinesAdd → cartComplete (captured with RUST_LOG=sql=trace),
--- in the same three transactions, against the same data. :v1 and :v2 come from
--- bench_pairs, which bench/checkout.sh fills with the same variant pairs the load
+-- in the same three transactions plus the checkout's unlocked pre-check, against the same
+-- data. :v1 and :v2 come from bench_pairs, which bench/checkout.sh fills with the same variant pairs the load
 -- generator uses. Run with pgbench -M prepared (the gateway prepares its statements).
 \set n random(1, :pairs)
 SELECT v1, v2 FROM bench_pairs WHERE n = :n \gset
@@ -42,7 +42,17 @@ SELECT v.id, v.product_id, v.title, v.sku, v.barcode, v.position, v.option1, v.o
   FROM product_variants v LEFT JOIN variant_prices pc ON pc.variant_id = v.id AND pc.currency = 'USD' WHERE v.id = ANY(ARRAY[:v1, :v2]::int8[]);
 COMMIT;
 
--- cartComplete
+-- cartComplete: the pre-check before the payment authorization (no locks)
+SELECT id, token, currency, country, note, completed_at, created_at, updated_at FROM carts WHERE id = :cart_id LIMIT 1;
+SELECT id, cart_id, variant_id, quantity, created_at, updated_at FROM cart_lines WHERE cart_id = :cart_id ORDER BY created_at, id;
+SELECT v.id, v.product_id, v.title, v.sku, v.barcode, v.position, v.option1, v.option2, v.option3, v.grams, v.weight_unit,
+       v.requires_shipping, v.taxable, v.inventory_policy, v.image_id, v.created_at, v.updated_at,
+       COALESCE(pc.amount_minor, 0) AS price_minor, pc.compare_at_minor, 'USD'::text AS currency, pc.amount_minor IS NOT NULL AS priced,
+       v.available AS quantity_available,
+       ARRAY(SELECT o.name FROM product_options o WHERE o.product_id = v.product_id ORDER BY o.position) AS option_names
+  FROM product_variants v LEFT JOIN variant_prices pc ON pc.variant_id = v.id AND pc.currency = 'USD' WHERE v.id = ANY(ARRAY[:v1, :v2]::int8[]);
+SELECT id, number, access_token, status FROM orders WHERE idempotency_key = 'pgbench-' || :cart_id LIMIT 1;
+-- cartComplete: the transaction
 BEGIN;
 SELECT id, token, currency, country, note, completed_at, created_at, updated_at FROM carts WHERE id = :cart_id LIMIT 1 FOR UPDATE;
 SELECT id, number, access_token, status FROM orders WHERE idempotency_key = 'pgbench-' || :cart_id LIMIT 1;

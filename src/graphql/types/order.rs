@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::common::{CurrencyCode, MoneyV2, Url};
 use super::product::VariantNode;
 use crate::checkout::orders::{Order, OrderLine};
-use crate::checkout::{Address, CheckoutErrorCode as DomainCode, CheckoutOutcome};
+use crate::checkout::{Address, CheckoutOutcome};
 use crate::graphql::errors::from_db;
 use crate::graphql::loaders::VariantId;
 use crate::graphql::{app_from, loader_from};
@@ -43,8 +43,11 @@ impl OrderStatus {
     }
 }
 
-/// A postal address (Shopify's `MailingAddress`, the fields this gateway keeps).
-#[derive(SimpleObject, Clone, Debug)]
+/// A postal address (Shopify's `MailingAddress`, the fields this gateway keeps). As input
+/// (`MailingAddressInput`) the country is a string, so that a wrong one is reported as a
+/// `userErrors` entry rather than a schema error.
+#[derive(SimpleObject, InputObject, Clone, Debug, Default)]
+#[graphql(input_name = "MailingAddressInput")]
 pub struct MailingAddress {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -54,7 +57,7 @@ pub struct MailingAddress {
     pub city: Option<String>,
     pub province: Option<String>,
     pub zip: Option<String>,
-    /// ISO 3166-1 alpha-2 code of the country.
+    /// ISO 3166-1 alpha-2 code of the country, e.g. `US`.
     pub country_code: Option<String>,
     pub phone: Option<String>,
 }
@@ -221,25 +224,8 @@ impl OrderNode {
     }
 }
 
-/// A shipping address as the buyer enters it. The country is a string so that a wrong
-/// one is reported as a `userErrors` entry rather than a schema error.
-#[derive(InputObject, Clone, Debug, Default)]
-pub struct MailingAddressInput {
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub company: Option<String>,
-    pub address1: Option<String>,
-    pub address2: Option<String>,
-    pub city: Option<String>,
-    pub province: Option<String>,
-    pub zip: Option<String>,
-    /// ISO 3166-1 alpha-2, e.g. `US`.
-    pub country_code: Option<String>,
-    pub phone: Option<String>,
-}
-
-impl From<MailingAddressInput> for Address {
-    fn from(a: MailingAddressInput) -> Self {
+impl From<MailingAddress> for Address {
+    fn from(a: MailingAddress) -> Self {
         let clean = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         Address {
             first_name: clean(a.first_name),
@@ -259,7 +245,7 @@ impl From<MailingAddressInput> for Address {
 #[derive(InputObject, Clone, Debug)]
 pub struct CartCompleteInput {
     pub email: String,
-    pub shipping_address: MailingAddressInput,
+    pub shipping_address: MailingAddress,
     /// A shipping method handle (`Cart.shippingMethods`); the first when omitted.
     pub shipping_method: Option<String>,
     /// The payment provider's token for the buyer's payment method.
@@ -268,8 +254,10 @@ pub struct CartCompleteInput {
     pub idempotency_key: String,
 }
 
+// The domain's codes; `remote` derives the conversion from them.
 /// Why a checkout did not complete.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "crate::checkout::CheckoutErrorCode")]
 pub enum CheckoutErrorCode {
     CartNotFound,
     CartCompleted,
@@ -284,26 +272,6 @@ pub enum CheckoutErrorCode {
     InvalidPaymentToken,
     PaymentDeclined,
     PriceChanged,
-}
-
-impl From<DomainCode> for CheckoutErrorCode {
-    fn from(c: DomainCode) -> Self {
-        match c {
-            DomainCode::CartNotFound => Self::CartNotFound,
-            DomainCode::CartCompleted => Self::CartCompleted,
-            DomainCode::EmptyCart => Self::EmptyCart,
-            DomainCode::InvalidEmail => Self::InvalidEmail,
-            DomainCode::InvalidAddress => Self::InvalidAddress,
-            DomainCode::InvalidShippingMethod => Self::InvalidShippingMethod,
-            DomainCode::InvalidIdempotencyKey => Self::InvalidIdempotencyKey,
-            DomainCode::IdempotencyKeyReused => Self::IdempotencyKeyReused,
-            DomainCode::MerchandiseNotAvailable => Self::MerchandiseNotAvailable,
-            DomainCode::OutOfStock => Self::OutOfStock,
-            DomainCode::InvalidPaymentToken => Self::InvalidPaymentToken,
-            DomainCode::PaymentDeclined => Self::PaymentDeclined,
-            DomainCode::PriceChanged => Self::PriceChanged,
-        }
-    }
 }
 
 #[derive(SimpleObject, Clone, Debug)]
