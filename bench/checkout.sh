@@ -91,12 +91,19 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 
-checkpoint() { psql "${PG[@]}" -d "$DB_NAME" -c "CHECKPOINT" >/dev/null; sleep 1; }
+# Before each measurement: vacuum what the previous one wrote (otherwise autovacuum starts
+# in the middle of the next measurement; the gateway's run after pgbench fell from ~120 to
+# ~40 orders/s that way) and checkpoint, so every measurement starts from the same state.
+settle() {
+    psql "${PG[@]}" -d "$DB_NAME" -c "VACUUM (ANALYZE)" >/dev/null
+    psql "${PG[@]}" -d "$DB_NAME" -c "CHECKPOINT" >/dev/null
+    sleep 1
+}
 
 # gateway_run N: one measurement of the gateway -> GW_JSONS[N]
 GW_JSONS=()
 gateway_run() {
-    checkpoint
+    settle
     log "gateway run $1: $CONCURRENCY buyers for ${DURATION}s"
     local json
     json=$("$LOAD" "http://127.0.0.1:$PORT" "$CONCURRENCY" "$DURATION" "$OUT/checkout-pairs.tsv")
@@ -112,7 +119,7 @@ gateway_run 1
 
 BEST_TPS=0; BEST_CLIENTS=0; PGBENCH_LINES=""
 for clients in $PGBENCH_CLIENTS; do
-    checkpoint
+    settle
     log "pgbench: $clients clients for ${DURATION}s"
     out=$(pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$clients" -j 2 -T "$DURATION" \
         -D pairs="$PAIRS" -f "$BENCH_DIR/pgbench/checkout.sql" "$DB_NAME" 2>&1) || { echo "$out" >&2; die "pgbench failed"; }
