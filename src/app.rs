@@ -3,10 +3,13 @@
 use std::sync::Arc;
 
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
+use crate::cart::CartRules;
 use crate::checkout::payments::Payments;
+use crate::checkout::{self, CheckoutInput, CheckoutOutcome};
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Db, DbError, PgConn};
 use crate::jobs::handlers::Handlers;
 use crate::mail::Mailer;
 
@@ -17,6 +20,9 @@ pub struct App {
     pub db: Db,
     /// Payment providers and webhook verification.
     pub payments: Payments,
+    /// Work that must finish even when the request that started it is cut off (a
+    /// checkout past its payment authorization); `serve` waits for it before exiting.
+    pub background: TaskTracker,
 }
 
 impl App {
@@ -32,7 +38,43 @@ impl App {
             config,
             db,
             payments,
+            background: TaskTracker::new(),
         }))
+    }
+
+    pub fn cart_rules(&self) -> CartRules<'_> {
+        CartRules {
+            max_lines: self.config.max_cart_lines,
+            max_quantity: self.config.max_line_quantity,
+            shop_currency: &self.config.shop_currency,
+        }
+    }
+
+    /// Completes a checkout on a task of its own, so that a request deadline or a client
+    /// that hangs up can never leave a payment authorized without its order (or an
+    /// order half made): once started, the checkout ends in an order or a voided
+    /// authorization. Gives the connection back for the caller's follow-up reads.
+    pub async fn complete_checkout(
+        self: &Arc<Self>,
+        mut conn: PgConn,
+        cart_token: String,
+        input: CheckoutInput,
+    ) -> Result<(CheckoutOutcome, PgConn), DbError> {
+        let app = self.clone();
+        let task = self.background.spawn(async move {
+            let outcome = checkout::complete(
+                &mut conn,
+                &cart_token,
+                &input,
+                &app.config.checkout,
+                &app.cart_rules(),
+                app.payments.default_provider().as_ref(),
+            )
+            .await;
+            outcome.map(|o| (o, conn))
+        });
+        task.await
+            .map_err(|e| DbError::Unavailable(format!("checkout task failed: {e}")))?
     }
 }
 

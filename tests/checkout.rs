@@ -302,6 +302,62 @@ async fn continue_policy_variants_are_backordered() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkout_cut_off_by_the_request_deadline_still_ends_in_its_order() {
+    use diesel_async::SimpleAsyncConnection;
+    let db = TestDb::new(0).await;
+    let tee = stocked_variant(&db, "tee", 2500, "DENY", &[3]).await;
+    let mut config = config(&db);
+    config.request_timeout = Duration::from_millis(1500);
+    let server = TestServer::start(config).await;
+    let base = server.url("");
+    let cart = cart_with(&server.client, &base, &[(&tee.gid, 2)]).await;
+
+    // Another session holds the cart, so the checkout waits inside its transaction,
+    // after the payment was authorized, until the request's deadline has passed.
+    let mut holder = db.conn().await;
+    holder
+        .batch_execute("BEGIN; SELECT id FROM carts FOR UPDATE")
+        .await
+        .unwrap();
+    let (status, body) = server
+        .post_json(
+            "/graphql",
+            &json!({ "query": common::shop::CART_COMPLETE,
+                     "variables": { "cartId": cart, "input": checkout_input("late-1", "tok_success") } }),
+        )
+        .await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(common::error_code(&body), "TIMEOUT");
+    holder.batch_execute("COMMIT").await.unwrap();
+
+    // The checkout went on without its request: the order exists and holds the stock.
+    assert!(
+        common::eventually(Duration::from_secs(10), || async {
+            db.count("SELECT count(*) AS n FROM orders").await == 1
+        })
+        .await,
+        "the cut-off checkout never made its order"
+    );
+    assert_eq!(stock_of(&db, &tee).await, (3, 2, 1));
+    // The buyer's retry with the same key gets that order; nothing new is made.
+    let retry = complete(
+        &server.client,
+        &base,
+        &cart,
+        checkout_input("late-1", "tok_success"),
+    )
+    .await;
+    assert_eq!(retry["userErrors"], json!([]), "{retry}");
+    assert_eq!(
+        retry["order"]["orderNumber"].as_i64(),
+        Some(db.count("SELECT number AS n FROM orders").await)
+    );
+    assert_eq!(db.count("SELECT count(*) AS n FROM orders").await, 1);
+    assert_eq!(stock_of(&db, &tee).await, (3, 2, 1));
+    server.shutdown().await;
+}
+
 /// Records any moment a DENY variant's stock was seen below zero by a committed write.
 async fn watch_for_negative_stock(db: &TestDb) {
     db.run_sql(
@@ -324,9 +380,12 @@ async fn watch_for_negative_stock(db: &TestDb) {
 }
 
 async fn two_gateways(db: &TestDb) -> (Process, Process) {
+    // The race checks what is sold, not how fast: a loaded CI machine queues 1,100
+    // checkouts for 32 connections longer than the default request deadline.
     let env = [
         ("DATABASE_POOL_SIZE", "16".to_string()),
         ("RUN_WORKERS", "false".to_string()),
+        ("REQUEST_TIMEOUT_MS", "120000".to_string()),
     ];
     let a = Process::spawn(db, "serve", &env).await;
     let b = Process::spawn(db, "serve", &env).await;

@@ -21,12 +21,7 @@ pub fn cart_token(id: &ID) -> Option<String> {
 }
 
 pub(super) fn cart_rules<'a>(ctx: &Context<'a>) -> CartRules<'a> {
-    let config = &app_from(ctx).config;
-    CartRules {
-        max_lines: config.max_cart_lines,
-        max_quantity: config.max_line_quantity,
-        shop_currency: &config.shop_currency,
-    }
+    app_from(ctx).cart_rules()
 }
 
 /// A connection to the primary, where every mutation runs.
@@ -195,17 +190,11 @@ impl MutationRoot {
             payment_token: input.payment_token,
             idempotency_key: input.idempotency_key,
         };
-        let mut conn = primary(ctx).await?;
-        let outcome = checkout::complete(
-            &mut conn,
-            &token,
-            &input,
-            &app.config.checkout,
-            &cart_rules(ctx),
-            app.payments.default_provider().as_ref(),
-        )
-        .await
-        .map_err(|e| from_db(&e))?;
+        let conn = primary(ctx).await?;
+        let (outcome, mut conn) = app
+            .complete_checkout(conn, token, input)
+            .await
+            .map_err(|e| from_db(&e))?;
         let lines = match &outcome.order {
             Some(order) => Some(
                 checkout::orders::lines_of(&mut conn, order.id)

@@ -16,7 +16,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use crate::app::App;
 use crate::cart::{self, CartRules, PricedCart};
 use crate::checkout::documents::{escape, lines_table, money};
-use crate::checkout::{self, Address, CheckoutInput, CheckoutUserError, orders};
+use crate::checkout::{Address, CheckoutInput, CheckoutUserError, orders};
 use crate::db::{PgConn, StatementCounter};
 
 /// Test payment methods offered by the hosted checkout (the built-in test provider).
@@ -74,11 +74,7 @@ fn unavailable(error: &dyn std::fmt::Display) -> Response {
 }
 
 fn rules(app: &App) -> CartRules<'_> {
-    CartRules {
-        max_lines: app.config.max_cart_lines,
-        max_quantity: app.config.max_line_quantity,
-        shop_currency: &app.config.shop_currency,
-    }
+    app.cart_rules()
 }
 
 async fn connection(app: &App) -> Result<PgConn, Response> {
@@ -321,21 +317,12 @@ pub async fn submit(
         payment_token: field("paymentToken").unwrap_or_default(),
         idempotency_key: field("idempotencyKey").unwrap_or_else(random_key),
     };
-    let mut conn = match connection(&app).await {
+    let conn = match connection(&app).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let outcome = match checkout::complete(
-        &mut conn,
-        &token,
-        &input,
-        &app.config.checkout,
-        &rules(&app),
-        app.payments.default_provider().as_ref(),
-    )
-    .await
-    {
-        Ok(o) => o,
+    let (outcome, mut conn) = match app.complete_checkout(conn, token.clone(), input).await {
+        Ok(done) => done,
         Err(e) => return unavailable(&e),
     };
     if let Some(order) = outcome.order {

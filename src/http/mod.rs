@@ -233,6 +233,17 @@ pub async fn serve(
             tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight requests did not finish within SHUTDOWN_GRACE_MS");
         }
     }
+    // Checkouts whose requests were cut off still finish (order or voided authorization).
+    app.background.close();
+    if tokio::time::timeout(grace, app.background.wait())
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            running = app.background.len(),
+            "checkouts still running after SHUTDOWN_GRACE_MS; their payment authorizations may need voiding by hand"
+        );
+    }
     Ok(())
 }
 
