@@ -5,6 +5,8 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_util::task::TaskTracker;
 
+use crate::cache::ResponseCache;
+use crate::cache::persisted::PersistedQueries;
 use crate::cart::CartRules;
 use crate::checkout::payments::Payments;
 use crate::checkout::{self, CheckoutInput, CheckoutOutcome};
@@ -23,6 +25,14 @@ pub struct App {
     /// Work that must finish even when the request that started it is cut off (a
     /// checkout past its payment authorization); `serve` waits for it before exiting.
     pub background: TaskTracker,
+    /// The response cache (in-process and Redis tiers).
+    pub cache: Arc<ResponseCache>,
+    /// Automatic persisted queries and the allow-list.
+    pub persisted: PersistedQueries,
+    /// Turns true once the cache's invalidation listener is in place.
+    pub cache_ready: watch::Receiver<bool>,
+    /// Dropped with the app: stops the invalidation listener.
+    _stop_listener: watch::Sender<bool>,
 }
 
 impl App {
@@ -34,11 +44,30 @@ impl App {
             config.payment_webhook_secret.clone(),
             config.payment_webhook_tolerance,
         );
+        let cache = Arc::new(ResponseCache::new(
+            config.cache.clone(),
+            config.replica_max_lag,
+        )?);
+        let persisted = PersistedQueries::new(&config.cache, cache.redis.clone());
+        let (ready_tx, cache_ready) = watch::channel(false);
+        let (stop_listener, stop_rx) = watch::channel(false);
+        if config.cache.enabled {
+            tokio::spawn(crate::cache::listener::run(
+                cache.clone(),
+                config.database_url.clone(),
+                ready_tx,
+                stop_rx,
+            ));
+        }
         Ok(Arc::new(Self {
             config,
             db,
             payments,
             background: TaskTracker::new(),
+            cache,
+            persisted,
+            cache_ready,
+            _stop_listener: stop_listener,
         }))
     }
 

@@ -41,6 +41,95 @@ impl Default for QueryLimits {
     }
 }
 
+/// How persisted queries are accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PersistedQueryMode {
+    /// Automatic persisted queries (Apollo APQ) plus free-form documents.
+    Automatic,
+    /// Only operations registered from a manifest or by `persisted-queries register`.
+    AllowList,
+}
+
+/// The response cache, persisted queries and CDN headers.
+#[derive(Clone, Debug)]
+pub struct CacheConfig {
+    /// `CACHE_ENABLED`: cache storefront responses (Redis and in-process).
+    pub enabled: bool,
+    /// `REDIS_URL`: `redis://`, `rediss://`, `redis-sentinel://` or `redis-cluster://`.
+    pub redis_url: String,
+    /// `REDIS_TIMEOUT_MS`: the longest a request waits on Redis before using the database.
+    pub redis_timeout: Duration,
+    /// `REDIS_BREAKER_OPEN_MS`: after repeated Redis failures, how long Redis is left alone.
+    pub breaker_open: Duration,
+    /// `CACHE_KEY_PREFIX`: prefix of every Redis key (one per store sharing a Redis).
+    pub key_prefix: String,
+    /// `CACHE_TTL_SECS`: lifetime of a Redis entry (a backstop; invalidation is by tags).
+    pub ttl: Duration,
+    /// `CACHE_LOCAL_TTL_SECS`: lifetime of an in-process entry.
+    pub local_ttl: Duration,
+    /// `CACHE_LOCAL_MAX_MB`: memory for the in-process tier.
+    pub local_max_bytes: u64,
+    /// `CACHE_CONTROL`: `Cache-Control` of persisted queries sent with GET.
+    pub cache_control: String,
+    /// `CACHE_CONTROL_BY_OPERATION`: JSON object, operation name → `Cache-Control`.
+    pub cache_control_by_operation: std::collections::HashMap<String, String>,
+    /// `CDN_PURGE_URL`: POSTed `{"tags": [...]}` (or `{"all": true}`) on every invalidation.
+    pub cdn_purge_url: Option<String>,
+    /// `CDN_PURGE_TOKEN`: sent as a bearer token with purge calls.
+    pub cdn_purge_token: Option<String>,
+    /// `PERSISTED_QUERIES`: `automatic` or `allowlist`.
+    pub persisted_queries: PersistedQueryMode,
+    /// `PERSISTED_QUERY_MANIFEST`: an Apollo persisted-query manifest registered at start.
+    pub manifest: Option<std::path::PathBuf>,
+    /// `APQ_TTL_SECS`: how long Redis keeps an automatically persisted document.
+    pub apq_ttl: Duration,
+}
+
+impl CacheConfig {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let redis_url = var("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+        url::Url::parse(&redis_url).with_context(|| format!("REDIS_URL={redis_url:?}"))?;
+        let cache_control_by_operation = match var("CACHE_CONTROL_BY_OPERATION") {
+            Some(json) => serde_json::from_str(&json).context(
+                "CACHE_CONTROL_BY_OPERATION must be a JSON object of operation name to Cache-Control",
+            )?,
+            None => Default::default(),
+        };
+        let cdn_purge_url = var("CDN_PURGE_URL");
+        if let Some(u) = &cdn_purge_url {
+            url::Url::parse(u).with_context(|| format!("CDN_PURGE_URL={u:?}"))?;
+        }
+        let persisted_queries = match var("PERSISTED_QUERIES").as_deref() {
+            None | Some("automatic") => PersistedQueryMode::Automatic,
+            Some("allowlist") => PersistedQueryMode::AllowList,
+            Some(other) => bail!("PERSISTED_QUERIES={other:?}: use automatic or allowlist"),
+        };
+        let key_prefix = var("CACHE_KEY_PREFIX").unwrap_or_else(|| "cg".into());
+        if key_prefix.is_empty() || key_prefix.contains(char::is_whitespace) {
+            bail!("CACHE_KEY_PREFIX must be non-empty and without spaces");
+        }
+        Ok(Self {
+            enabled: flag("CACHE_ENABLED", true)?,
+            redis_url,
+            redis_timeout: millis("REDIS_TIMEOUT_MS", 50)?,
+            breaker_open: millis("REDIS_BREAKER_OPEN_MS", 1_000)?,
+            key_prefix,
+            ttl: Duration::from_secs(parse("CACHE_TTL_SECS", 3_600u64)?.max(1)),
+            local_ttl: Duration::from_secs(parse("CACHE_LOCAL_TTL_SECS", 60u64)?.max(1)),
+            local_max_bytes: parse("CACHE_LOCAL_MAX_MB", 64u64)? * 1024 * 1024,
+            cache_control: var("CACHE_CONTROL").unwrap_or_else(|| {
+                "public, max-age=0, s-maxage=60, stale-while-revalidate=30".into()
+            }),
+            cache_control_by_operation,
+            cdn_purge_url,
+            cdn_purge_token: var("CDN_PURGE_TOKEN"),
+            persisted_queries,
+            manifest: var("PERSISTED_QUERY_MANIFEST").map(Into::into),
+            apq_ttl: Duration::from_secs(parse("APQ_TTL_SECS", 7 * 24 * 3_600u64)?),
+        })
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     /// `DATABASE_URL`: the primary, which takes every write.
@@ -55,6 +144,8 @@ pub struct Config {
     pub replica_max_lag: Duration,
     /// `REPLICA_HEALTH_INTERVAL_MS`: how often replicas are probed.
     pub replica_health_interval: Duration,
+    /// The response cache, persisted queries and CDN headers.
+    pub cache: CacheConfig,
     /// `LISTEN_ADDR`: where the HTTP server listens.
     pub listen_addr: SocketAddr,
     /// `AUTO_MIGRATE`: run pending migrations when `serve` starts.
@@ -247,6 +338,7 @@ impl Config {
             connect_timeout: millis("DATABASE_CONNECT_TIMEOUT_MS", 2_000)?,
             replica_max_lag: millis("REPLICA_MAX_LAG_MS", 5_000)?,
             replica_health_interval: millis("REPLICA_HEALTH_INTERVAL_MS", 1_000)?,
+            cache: CacheConfig::from_env()?,
             listen_addr,
             auto_migrate: flag("AUTO_MIGRATE", true)?,
             auto_seed_products: parse("AUTO_SEED_PRODUCTS", 200u32)?,

@@ -1,9 +1,10 @@
 //! commerce-gateway: a GraphQL gateway for online stores built for flash-sale traffic.
 //!
 //! Layout: [`graphql`] and [`http`] (thin resolvers and handlers) → domain ([`catalog`],
-//! [`cart`], [`checkout`], [`content`]) → infrastructure ([`db`], [`jobs`], [`mail`]). Dependencies point one way.
+//! [`cart`], [`checkout`], [`content`]) → infrastructure ([`db`], [`cache`], [`jobs`], [`mail`]). Dependencies point one way.
 
 pub mod app;
+pub mod cache;
 pub mod cart;
 pub mod catalog;
 pub mod checkout;

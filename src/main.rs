@@ -53,6 +53,22 @@ enum Command {
         #[command(subcommand)]
         action: JobsAction,
     },
+    /// Manage the operations registered for persisted queries (the allow-list).
+    PersistedQueries {
+        #[command(subcommand)]
+        action: PersistedAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum PersistedAction {
+    /// Register every operation of an Apollo persisted-query manifest.
+    Register {
+        /// The manifest (`apollo-persisted-query-manifest`, version 1).
+        manifest: PathBuf,
+    },
+    /// List the registered operations.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -128,6 +144,23 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("stopping workers: running jobs get SHUTDOWN_GRACE_MS to finish");
             let _ = stop_tx.send(true);
             let _ = workers.await;
+        }
+        Command::PersistedQueries { action } => {
+            use commerce_gateway::cache::persisted;
+            let config = Config::from_env()?;
+            let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
+            match action {
+                PersistedAction::Register { manifest } => {
+                    let m = persisted::Manifest::read(&manifest)?;
+                    let n = persisted::register(&mut conn, &m).await?;
+                    println!("registered {n} operations from {}", manifest.display());
+                }
+                PersistedAction::List => {
+                    for (hash, name) in persisted::list(&mut conn).await? {
+                        println!("{hash} {}", name.unwrap_or_default());
+                    }
+                }
+            }
         }
         Command::Jobs { action } => {
             let config = Config::from_env()?;

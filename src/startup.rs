@@ -45,5 +45,10 @@ pub async fn prepare(config: Config) -> anyhow::Result<Arc<App>> {
             );
         }
     }
+    if let Some(path) = &config.cache.manifest {
+        let manifest = crate::cache::persisted::Manifest::read(path)?;
+        let n = crate::cache::persisted::register(&mut conn, &manifest).await?;
+        tracing::info!(operations = n, manifest = %path.display(), "persisted queries registered");
+    }
     App::new(config)
 }

@@ -71,6 +71,60 @@ fn bind_currencies(
     (cur, shop)
 }
 
+/// A category with its ancestors (root first).
+#[derive(Debug, Clone)]
+pub struct CategoryPath {
+    pub id: i64,
+    pub name: String,
+    pub ancestors: Vec<(i64, String)>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct CategoryRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    leaf: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::Int4)]
+    depth: i32,
+}
+
+/// The categories `ids` with their ancestors, in one statement.
+pub async fn categories_by_ids(
+    conn: &mut AsyncPgConnection,
+    ids: &[i64],
+) -> QueryResult<Vec<CategoryPath>> {
+    let rows: Vec<CategoryRow> = diesel::sql_query(
+        "WITH RECURSIVE up (leaf, id, parent_id, name, depth) AS ( \
+             SELECT c.id, c.id, c.parent_id, c.name, 0 FROM categories c WHERE c.id = ANY($1) \
+             UNION ALL \
+             SELECT up.leaf, c.id, c.parent_id, c.name, up.depth + 1 \
+             FROM up JOIN categories c ON c.id = up.parent_id WHERE up.depth < 32) \
+         SELECT leaf, id, name, depth FROM up ORDER BY leaf, depth DESC",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(ids)
+    .load(conn)
+    .await?;
+    let mut out: Vec<CategoryPath> = Vec::new();
+    let mut chain: Vec<(i64, String)> = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        chain.push((row.id, row.name.clone()));
+        let last_of_leaf = rows.get(i + 1).is_none_or(|next| next.leaf != row.leaf);
+        if last_of_leaf {
+            let (id, name) = chain.pop().unwrap_or_default();
+            debug_assert_eq!(row.depth, 0);
+            out.push(CategoryPath {
+                id,
+                name,
+                ancestors: std::mem::take(&mut chain),
+            });
+        }
+    }
+    Ok(out)
+}
+
 pub async fn products_by_ids(
     conn: &mut AsyncPgConnection,
     ids: &[i64],

@@ -142,6 +142,11 @@ impl ReplicaRouter {
             .cloned()
     }
 
+    /// Replicas are configured (whether or not they are in the rotation now).
+    pub fn configured(&self) -> bool {
+        !self.replicas.is_empty()
+    }
+
     pub fn status(&self) -> Vec<ReplicaStatus> {
         self.replicas
             .iter()

@@ -297,3 +297,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     order_allocations,
     payment_events,
 );
+
+diesel::table! {
+    persisted_queries (hash) {
+        hash -> Text,
+        document -> Text,
+        name -> Nullable<Text>,
+        registered_at -> Timestamptz,
+    }
+}

@@ -12,6 +12,7 @@ use futures::future::BoxFuture;
 
 use super::scope::RequestScope;
 use crate::app::App;
+use crate::cache::tags;
 use crate::catalog::SimpleSort;
 use crate::catalog::models::ListedProduct;
 use crate::catalog::models::{Collection, Image, Product, ProductOption, ProductSummary, Variant};
@@ -31,6 +32,11 @@ pub struct CatalogLoader {
 pub type LoadError = Arc<DbError>;
 
 impl CatalogLoader {
+    /// Records entities the response is built from (see [`crate::cache`]).
+    fn tag(&self, tags: impl IntoIterator<Item = String>) {
+        self.scope.tags.extend(tags);
+    }
+
     async fn read<T, F>(&self, f: F) -> Result<T, LoadError>
     where
         T: Send + 'static,
@@ -155,6 +161,9 @@ impl ListingSpec {
 }
 
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct CategoryId(pub i64);
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct CollectionId(pub i64);
 
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
@@ -184,9 +193,34 @@ impl Loader<ProductId> for CatalogLoader {
                 Box::pin(async move { store::products_by_ids(conn, &ids).await })
             })
             .await?;
+        // By key: a product created later under one of these ids notifies its tag too.
+        self.tag(keys.iter().map(|k| tags::product(k.0)));
         Ok(rows
             .into_iter()
             .map(|p| (ProductId(p.id), Arc::new(p)))
+            .collect())
+    }
+}
+
+impl Loader<CategoryId> for CatalogLoader {
+    type Value = Arc<store::CategoryPath>;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[CategoryId],
+    ) -> Result<HashMap<CategoryId, Self::Value>, LoadError> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows = self
+            .read(move |conn| {
+                let ids = ids.clone();
+                Box::pin(async move { store::categories_by_ids(conn, &ids).await })
+            })
+            .await?;
+        self.scope.tags.add(tags::CATEGORIES);
+        Ok(rows
+            .into_iter()
+            .map(|c| (CategoryId(c.id), Arc::new(c)))
             .collect())
     }
 }
@@ -206,6 +240,11 @@ impl Loader<ProductHandle> for CatalogLoader {
                 Box::pin(async move { store::products_by_handles(conn, &handles).await })
             })
             .await?;
+        self.tag(rows.iter().map(|p| tags::product(p.id)));
+        if rows.len() < keys.len() {
+            // A handle that finds nothing may find a product created later.
+            self.scope.tags.add(tags::PRODUCTS);
+        }
         Ok(rows
             .into_iter()
             .map(|p| (ProductHandle(p.handle.clone()), Arc::new(p)))
@@ -227,6 +266,7 @@ impl Loader<OptionsOf> for CatalogLoader {
             .await?;
         let mut out: HashMap<OptionsOf, Vec<ProductOption>> =
             keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+        self.tag(keys.iter().map(|k| tags::product(k.0)));
         for row in rows {
             out.entry(OptionsOf(row.product_id)).or_default().push(row);
         }
@@ -243,6 +283,10 @@ impl Loader<VariantsOf> for CatalogLoader {
         keys: &[VariantsOf],
     ) -> Result<HashMap<VariantsOf, Self::Value>, LoadError> {
         let shop = self.app.config.shop_currency.clone();
+        self.tag(
+            keys.iter()
+                .flat_map(|k| [tags::product(k.product_id), tags::stock(k.product_id)]),
+        );
         let mut out: HashMap<VariantsOf, Vec<Variant>> = HashMap::new();
         for ((page, currency), group) in group_by(keys, |k| (k.page.clone(), k.currency.clone())) {
             let ids: Vec<i64> = group.iter().map(|k| k.product_id).collect();
@@ -277,6 +321,7 @@ impl Loader<ImagesOf> for CatalogLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[ImagesOf]) -> Result<HashMap<ImagesOf, Self::Value>, LoadError> {
+        self.tag(keys.iter().map(|k| tags::product(k.product_id)));
         let mut out: HashMap<ImagesOf, Vec<Image>> = HashMap::new();
         for (page, group) in group_by(keys, |k| k.page.clone()) {
             let ids: Vec<i64> = group.iter().map(|k| k.product_id).collect();
@@ -309,6 +354,10 @@ impl Loader<SummaryOf> for CatalogLoader {
 
     async fn load(&self, keys: &[SummaryOf]) -> Result<HashMap<SummaryOf, Self::Value>, LoadError> {
         let shop = self.app.config.shop_currency.clone();
+        self.tag(
+            keys.iter()
+                .flat_map(|k| [tags::product(k.product_id), tags::stock(k.product_id)]),
+        );
         let mut out = HashMap::new();
         for (currency, group) in group_by(keys, |k| k.currency.clone()) {
             let ids: Vec<i64> = group.iter().map(|k| k.product_id).collect();
@@ -349,7 +398,11 @@ impl Loader<VariantId> for CatalogLoader {
                     Box::pin(async move { store::variants_by_ids(conn, &ids, &c, &s).await })
                 })
                 .await?;
+            if rows.len() < group.len() {
+                self.scope.tags.add(tags::PRODUCTS);
+            }
             for row in rows {
+                self.tag([tags::product(row.product_id), tags::stock(row.product_id)]);
                 out.insert(
                     VariantId {
                         id: row.id,
@@ -375,6 +428,10 @@ impl Loader<ImageId> for CatalogLoader {
                 Box::pin(async move { store::images_by_ids(conn, &ids).await })
             })
             .await?;
+        self.tag(rows.iter().map(|i| tags::product(i.product_id)));
+        if rows.len() < keys.len() {
+            self.scope.tags.add(tags::PRODUCTS);
+        }
         Ok(rows
             .into_iter()
             .map(|i| (ImageId(i.id), Arc::new(i)))
@@ -397,6 +454,7 @@ impl Loader<CollectionId> for CatalogLoader {
                 Box::pin(async move { store::collections_by_ids(conn, &ids).await })
             })
             .await?;
+        self.tag(keys.iter().map(|k| tags::collection(k.0)));
         Ok(rows
             .into_iter()
             .map(|c| (CollectionId(c.id), Arc::new(c)))
@@ -419,6 +477,10 @@ impl Loader<CollectionHandle> for CatalogLoader {
                 Box::pin(async move { store::collections_by_handles(conn, &handles).await })
             })
             .await?;
+        self.tag(rows.iter().map(|c| tags::collection(c.id)));
+        if rows.len() < keys.len() {
+            self.scope.tags.add(tags::COLLECTIONS);
+        }
         Ok(rows
             .into_iter()
             .map(|c| (CollectionHandle(c.handle.clone()), Arc::new(c)))
@@ -441,6 +503,7 @@ impl Loader<MenuHandle> for CatalogLoader {
                 Box::pin(async move { content::menus_by_handles(conn, &handles).await })
             })
             .await?;
+        self.scope.tags.add(tags::MENUS);
         Ok(rows
             .into_iter()
             .map(|m| (MenuHandle(m.menu.handle.clone()), Arc::new(m)))
@@ -460,6 +523,7 @@ impl Loader<MenuId> for CatalogLoader {
                 Box::pin(async move { content::menus_by_ids(conn, &ids).await })
             })
             .await?;
+        self.scope.tags.add(tags::MENUS);
         Ok(rows
             .into_iter()
             .map(|m| (MenuId(m.menu.id), Arc::new(m)))
@@ -482,6 +546,10 @@ impl Loader<PageHandle> for CatalogLoader {
                 Box::pin(async move { content::pages_by_handles(conn, &handles).await })
             })
             .await?;
+        self.tag(rows.iter().map(|p| tags::page(p.id)));
+        if rows.len() < keys.len() {
+            self.scope.tags.add(tags::PAGES);
+        }
         Ok(rows
             .into_iter()
             .map(|p| (PageHandle(p.handle.clone()), Arc::new(p)))
@@ -501,6 +569,7 @@ impl Loader<PageId> for CatalogLoader {
                 Box::pin(async move { content::pages_by_ids(conn, &ids).await })
             })
             .await?;
+        self.tag(keys.iter().map(|k| tags::page(k.0)));
         Ok(rows
             .into_iter()
             .map(|p| (PageId(p.id), Arc::new(p)))
@@ -609,9 +678,11 @@ impl Loader<ProductCollections> for CatalogLoader {
                 .read_rows(self.scope.route(), &self.scope.statements, sql)
                 .await
                 .map_err(Arc::new)?;
+            self.tag(ids.iter().map(|id| tags::product(*id)));
             let mut by_product: HashMap<i64, Vec<Collection>> =
                 ids.iter().map(|id| (*id, Vec::new())).collect();
             for row in rows {
+                self.scope.tags.add(tags::collection(row.collection.id));
                 by_product
                     .entry(row.parent_id)
                     .or_default()

@@ -201,6 +201,8 @@ impl QueryRoot {
         }
         let app = app_from(ctx);
         let scope = scope_from(ctx);
+        scope.tags.add(crate::cache::tags::PRODUCTS);
+        scope.tags.add(crate::cache::tags::SALES);
         let rows = app
             .db
             .read(scope.route(), &scope.statements, &move |conn| {
@@ -325,6 +327,7 @@ impl QueryRoot {
         let reverse = reverse.unwrap_or(false);
         let app = app_from(ctx);
         let scope = scope_from(ctx);
+        scope.tags.add(crate::cache::tags::PAGES);
         let sort = match sort_key {
             PageSortKeys::Title => SimpleSort::Title,
             PageSortKeys::UpdatedAt => SimpleSort::UpdatedAt,

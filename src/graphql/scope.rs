@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use super::loaders::CatalogLoader;
 use crate::app::App;
+use crate::cache::tags::TagSet;
 use crate::db::{Route, StatementCounter};
 
 /// What one GraphQL request decided before execution, and what it measured.
@@ -25,6 +26,8 @@ pub struct RequestScope {
     pub currency: OnceLock<String>,
     /// Statements this request sent.
     pub statements: StatementCounter,
+    /// What the response was built from, for the cache.
+    pub tags: TagSet,
 }
 
 impl RequestScope {
@@ -148,6 +151,7 @@ pub fn request_data(
         country: OnceLock::new(),
         currency: OnceLock::new(),
         statements: StatementCounter::default(),
+        tags: TagSet::default(),
     });
     let gate = Arc::new(PollGate::default());
     let batch_gate = gate.clone();

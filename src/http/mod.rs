@@ -147,6 +147,18 @@ async fn graphql_post(State(state): State<HttpState>, request: Request) -> Respo
 
 async fn execute(state: HttpState, request: Request) -> Response {
     let is_get = request.method() == axum::http::Method::GET;
+    let version = request
+        .uri()
+        .path()
+        .strip_prefix("/api/")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("default")
+        .to_string();
+    let if_none_match = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let parsed =
         match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(
             request,
@@ -172,34 +184,121 @@ async fn execute(state: HttpState, request: Request) -> Response {
                 );
             }
         };
-    let response = graphql::execute(&state.app, &state.storefront, parsed, is_get).await;
-    let refused = response
-        .errors
-        .first()
-        .and_then(|e| e.extensions.as_ref())
-        .and_then(|x| x.get("code"))
-        == Some(&async_graphql::Value::from("METHOD_NOT_ALLOWED"));
-    let mut http = GraphQLResponse::from(response).into_response();
-    if refused {
-        *http.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    let executed = graphql::execute(&state.app, &state.storefront, parsed, is_get, &version).await;
+    respond(&state.app, executed, is_get, &if_none_match)
+}
+
+/// The largest `Surrogate-Key` header sent; a response with more tags is not cached by CDNs.
+const MAX_SURROGATE_HEADER: usize = 16 * 1024;
+const GRAPHQL_JSON: &str = "application/graphql-response+json";
+
+/// Turns an executed request into HTTP, with the caching headers it deserves: persisted
+/// queries over GET are cacheable by browsers and CDNs (`Cache-Control`, `ETag`,
+/// `Surrogate-Key`/`Cache-Tag` for purging by tag); one buyer's answers never are.
+fn respond(
+    app: &App,
+    executed: graphql::Executed,
+    is_get: bool,
+    if_none_match: &Option<String>,
+) -> Response {
+    use axum::http::HeaderValue;
+    let graphql::Executed {
+        body,
+        cache_status,
+        personal,
+        persisted,
+        operation_name,
+    } = executed;
+    let entry = match body {
+        graphql::Body::Fresh(response) => {
+            let refused = response
+                .errors
+                .first()
+                .and_then(|e| e.extensions.as_ref())
+                .and_then(|x| x.get("code"))
+                == Some(&async_graphql::Value::from("METHOD_NOT_ALLOWED"));
+            let mut http = GraphQLResponse::from(*response).into_response();
+            if refused {
+                *http.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            }
+            let headers = http.headers_mut();
+            if personal {
+                headers.insert(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("private, no-store"),
+                );
+            }
+            if let Some(status) = cache_status {
+                headers.insert("x-cache", HeaderValue::from_static(status));
+            }
+            return http;
+        }
+        graphql::Body::Shared(entry) => entry,
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(GRAPHQL_JSON));
+    if let Some(status) = cache_status {
+        headers.insert("x-cache", HeaderValue::from_static(status));
     }
-    http
+    let cdn_cacheable = is_get && persisted.by_hash;
+    if cdn_cacheable {
+        let config = &app.config.cache;
+        let control = operation_name
+            .as_deref()
+            .and_then(|n| config.cache_control_by_operation.get(n))
+            .unwrap_or(&config.cache_control);
+        let surrogate = entry.tags.join(" ");
+        let fits = surrogate.len() <= MAX_SURROGATE_HEADER;
+        let control = if fits {
+            control.as_str()
+        } else {
+            "public, max-age=0, s-maxage=0"
+        };
+        if let Ok(v) = HeaderValue::from_str(control) {
+            headers.insert(header::CACHE_CONTROL, v);
+        }
+        if fits
+            && let (Ok(space), Ok(comma)) = (
+                HeaderValue::from_str(&surrogate),
+                HeaderValue::from_str(&entry.tags.join(",")),
+            )
+        {
+            headers.insert("surrogate-key", space);
+            headers.insert("cache-tag", comma);
+        }
+        if let Ok(v) = HeaderValue::from_str(&entry.etag) {
+            headers.insert(header::ETAG, v);
+        }
+        headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        let matches = if_none_match.as_deref().is_some_and(|given| {
+            given.split(',').any(|t| {
+                let t = t.trim();
+                t == "*" || t.trim_start_matches("W/") == entry.etag.trim_start_matches("W/")
+            })
+        });
+        if matches {
+            headers.remove(header::CONTENT_TYPE);
+            return (StatusCode::NOT_MODIFIED, headers).into_response();
+        }
+    }
+    (headers, axum::body::Body::from(entry.body.clone())).into_response()
 }
 
 async fn readyz(State(state): State<HttpState>) -> Response {
     let replicas = state.app.db.replicas().status();
+    let cache = state.app.cache.status();
     if state.draining.load(Ordering::Acquire) {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "status": "draining", "replicas": replicas })),
+            Json(serde_json::json!({ "status": "draining", "replicas": replicas, "cache": cache })),
         )
             .into_response();
     }
     match state.app.db.ping_primary().await {
-        Ok(()) => Json(serde_json::json!({ "status": "ready", "replicas": replicas })).into_response(),
+        Ok(()) => Json(serde_json::json!({ "status": "ready", "replicas": replicas, "cache": cache })).into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "status": "database unreachable", "error": e.to_string(), "replicas": replicas })),
+            Json(serde_json::json!({ "status": "database unreachable", "error": e.to_string(), "replicas": replicas, "cache": cache })),
         )
             .into_response(),
     }

@@ -3,6 +3,7 @@
 //! gateway over HTTP exactly as a storefront would.
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod shop;
 pub mod smtp;
 
@@ -159,6 +160,9 @@ pub fn config(db: &TestDb) -> Config {
     config.query_stats = true;
     config.shop_url = "http://shop.test".into();
     config.pool_size = 8;
+    // Tests that change rows by SQL and read them back at once run uncached; tests/cache.rs
+    // turns the cache on.
+    config.cache.enabled = false;
     config
 }
 

@@ -191,6 +191,7 @@ impl Process {
             .env("AUTO_SEED_PRODUCTS", "0")
             .env("SHOP_URL", "http://shop.test")
             .env("RUST_LOG", "warn")
+            .env("CACHE_ENABLED", "false")
             .env_remove("DATABASE_REPLICA_URLS")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -49,11 +49,31 @@ pub struct Limits {
 }
 
 /// What admission measured, reported on the response.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Admitted {
     pub requested_cost: u64,
     /// The selected operation is a mutation.
     pub mutation: bool,
+    /// A query whose answer is the same for every buyer (no cart, no order): it may be
+    /// cached and shared.
+    pub shareable: bool,
+    /// The selected operation's name, as the document gives it.
+    pub operation_name: Option<String>,
+}
+
+/// Root fields whose answers belong to one buyer.
+const PERSONAL_ROOTS: &[&str] = &["cart", "order"];
+
+fn operation_name(doc: &ExecutableDocument, name: Option<&str>) -> Option<String> {
+    match (&doc.operations, name) {
+        (DocumentOperations::Multiple(ops), Some(name)) if ops.contains_key(name) => {
+            Some(name.to_string())
+        }
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.keys().next().map(|n| n.to_string())
+        }
+        _ => None,
+    }
 }
 
 fn pick_operation<'d>(
@@ -102,12 +122,15 @@ impl Limits {
             Ok(doc) => doc,
             Err(e) => return Err(self.classify_parse_error(e, &query)),
         };
-        let requested_cost = self.check(doc, &variables, operation_name.as_deref(), Some(scope))?;
+        let (requested_cost, shareable) =
+            self.check(doc, &variables, operation_name.as_deref(), Some(scope))?;
         let mutation = pick_operation(doc, operation_name.as_deref())
             .is_some_and(|op| op.ty == OperationType::Mutation);
         Ok(Admitted {
             requested_cost,
             mutation,
+            shareable,
+            operation_name: self::operation_name(doc, operation_name.as_deref()),
         })
     }
 
@@ -117,7 +140,7 @@ impl Limits {
         variables: &Variables,
         name: Option<&str>,
         scope: Option<&RequestScope>,
-    ) -> ServerResult<u64> {
+    ) -> ServerResult<(u64, bool)> {
         let aliases: usize = match &doc.operations {
             DocumentOperations::Single(op) => count_aliases(&op.node.selection_set.node),
             DocumentOperations::Multiple(ops) => ops
@@ -140,7 +163,7 @@ impl Limits {
         }
         // An unknown operation name is reported by validation; nothing to price here.
         let Some(op) = pick_operation(doc, name) else {
-            return Ok(0);
+            return Ok((0, false));
         };
         let mut walker = Walker::new(
             doc,
@@ -198,7 +221,9 @@ impl Limits {
             });
             self.read_context(op, variables, scope)?;
         }
-        Ok(cost)
+        let shareable = op.ty == OperationType::Query
+            && !roots.iter().any(|r| PERSONAL_ROOTS.contains(&r.as_str()));
+        Ok((cost, shareable))
     }
 
     /// Gives errors raised while parsing a code. The parser's own recursion guard also
@@ -287,7 +312,7 @@ fn has_nul(variables: &Variables) -> bool {
 }
 
 /// Adds `extensions.cost` (and, with `QUERY_STATS`, `extensions.stats`) to a response.
-pub fn report(response: &mut Response, admitted: Option<Admitted>, statements: Option<u64>) {
+pub fn report(response: &mut Response, admitted: Option<&Admitted>, statements: Option<u64>) {
     let actual = match admitted {
         Some(_) => actual_cost(&response.data),
         None => 0,

@@ -82,6 +82,7 @@ pub(crate) async fn list_collections(
 ) -> Result<(Vec<(Cursor, CollectionNode)>, bool, bool), CatalogError> {
     let app = app_from(ctx);
     let scope = scope_from(ctx);
+    scope.tags.add(crate::cache::tags::COLLECTIONS);
     let page = args.validate(sort.name(), app.config.limits.max_page_size)?;
     let filter = match query.as_deref() {
         Some(q) => search_syntax::parse(q)?,

@@ -41,6 +41,24 @@ pub struct ProductPriceRange {
 
 pub struct ProductOptionNode(ProductOption);
 
+/// A category of the store's product taxonomy.
+#[derive(SimpleObject)]
+pub struct TaxonomyCategory {
+    pub id: ID,
+    /// The category's name.
+    pub name: String,
+    /// The categories above this one, nearest first.
+    pub ancestors: Vec<TaxonomyAncestor>,
+}
+
+/// A category above another in the taxonomy.
+#[derive(SimpleObject)]
+#[graphql(name = "TaxonomyCategoryAncestor")]
+pub struct TaxonomyAncestor {
+    pub id: ID,
+    pub name: String,
+}
+
 #[Object(name = "ProductOption")]
 impl ProductOptionNode {
     async fn id(&self) -> ID {
@@ -168,6 +186,30 @@ impl ProductNode {
 
     async fn product_type(&self) -> &str {
         &self.0.product_type
+    }
+
+    /// The product's category in the store's taxonomy.
+    async fn category(&self, ctx: &Context<'_>) -> Result<Option<TaxonomyCategory>> {
+        let Some(id) = self.0.category_id else {
+            return Ok(None);
+        };
+        let path = loader_from(ctx)
+            .load_one(CategoryId(id))
+            .await
+            .map_err(|e| from_db(&e))?;
+        Ok(path.map(|p| TaxonomyCategory {
+            id: ID(ids::encode("TaxonomyCategory", p.id)),
+            name: p.name.clone(),
+            ancestors: p
+                .ancestors
+                .iter()
+                .rev()
+                .map(|(id, name)| TaxonomyAncestor {
+                    id: ID(ids::encode("TaxonomyCategory", *id)),
+                    name: name.clone(),
+                })
+                .collect(),
+        }))
     }
 
     async fn tags(&self) -> &[String] {
@@ -607,10 +649,19 @@ pub(crate) async fn product_connection(
     reverse: bool,
     query: Option<String>,
 ) -> Result<ProductConnection> {
-    use crate::catalog::{CollectionScope, ProductListing, listing, search_syntax};
+    use crate::cache::tags;
+    use crate::catalog::{CollectionScope, ProductListing, ProductSort, listing, search_syntax};
 
     let app = app_from(ctx);
     let scope = scope_from(ctx);
+    // A listing changes with any product (membership, order): the coarse tag.
+    scope.tags.add(tags::PRODUCTS);
+    if matches!(sort, ProductSort::BestSelling | ProductSort::Relevance) {
+        scope.tags.add(tags::SALES);
+    }
+    if let Some(id) = collection_id {
+        scope.tags.add(tags::collection(id));
+    }
     let sort_name = listing::listing_sort_name(sort, collection_id.is_some());
     let page = args
         .validate(sort_name, app.config.limits.max_page_size)

@@ -1,0 +1,377 @@
+//! The shared tier: responses in Redis, checked against per-tag invalidation sequence
+//! numbers, behind a circuit breaker.
+//!
+//! Validity without scanning: `{p}:seq` is a counter. A computation takes a fresh number
+//! (`born`) before it reads the database; an invalidation takes a fresh number and writes
+//! it to `{p}:t:{tag}` for each tag (and `{p}:t:*` to drop everything). An entry is valid
+//! while every one of its tags (and `*`) was last invalidated before it was born. A
+//! computation that overlaps an invalidation is therefore never trusted, whatever the
+//! interleaving, and purging is O(tags changed), not O(entries). A Redis that restarted
+//! empty shows a counter below the entry's `born`, which also invalidates it.
+//!
+//! Every command has a deadline (`REDIS_TIMEOUT_MS`); repeated failures open the breaker
+//! for `REDIS_BREAKER_OPEN_MS`, during which Redis is not tried at all. Keys live under an
+//! epoch kept in PostgreSQL (`cache_epoch`): an invalidation that could not be written
+//! moves every gateway to the next epoch (see [`super::listener`]), so entries that
+//! missed it are never read again.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use fred::prelude::*;
+use fred::types::Expiration;
+
+use crate::config::CacheConfig;
+
+/// Failures in a row that open the breaker.
+const FAILURES_TO_OPEN: u32 = 3;
+
+pub struct RedisTier {
+    client: Client,
+    prefix: String,
+    timeout: Duration,
+    ttl: Duration,
+    breaker_open: Duration,
+    failures: AtomicU32,
+    open_until: Mutex<Option<Instant>>,
+    /// The namespace of entries and tag marks (0 until the listener has read it).
+    epoch: AtomicI64,
+    pub errors: AtomicU64,
+    pub breaker_trips: AtomicU64,
+    /// Commands that succeeded (the listener compares it across epoch moves).
+    pub successes: AtomicU64,
+}
+
+/// What an entry carries besides its body.
+pub struct Stored {
+    pub born: i64,
+    pub etag: String,
+    pub tags: Vec<String>,
+    pub body: Bytes,
+}
+
+impl Stored {
+    fn encode(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.body.len() + 64 + self.tags.len() * 16);
+        out.put_i64(self.born);
+        out.put_u16(self.etag.len() as u16);
+        out.put_slice(self.etag.as_bytes());
+        out.put_u32(self.tags.len() as u32);
+        for t in &self.tags {
+            out.put_u16(t.len() as u16);
+            out.put_slice(t.as_bytes());
+        }
+        out.put_slice(&self.body);
+        out.freeze()
+    }
+
+    fn decode(mut raw: Bytes) -> Option<Self> {
+        fn text(raw: &mut Bytes, len: usize) -> Option<String> {
+            if raw.remaining() < len {
+                return None;
+            }
+            String::from_utf8(raw.split_to(len).to_vec()).ok()
+        }
+        if raw.remaining() < 10 {
+            return None;
+        }
+        let born = raw.get_i64();
+        let etag_len = raw.get_u16() as usize;
+        let etag = text(&mut raw, etag_len)?;
+        if raw.remaining() < 4 {
+            return None;
+        }
+        let n = raw.get_u32() as usize;
+        let mut tags = Vec::with_capacity(n.min(4096));
+        for _ in 0..n {
+            if raw.remaining() < 2 {
+                return None;
+            }
+            let len = raw.get_u16() as usize;
+            tags.push(text(&mut raw, len)?);
+        }
+        Some(Self {
+            born,
+            etag,
+            tags,
+            body: raw,
+        })
+    }
+}
+
+impl RedisTier {
+    /// Builds the client and starts connecting in the background: the gateway starts
+    /// (and answers from the database) while Redis is away.
+    pub fn connect(config: &CacheConfig) -> anyhow::Result<Self> {
+        let mut redis = Config::from_url(&config.redis_url)?;
+        // Commands fail at once while disconnected instead of queueing behind a reconnect.
+        redis.fail_fast = true;
+        let timeout = config.redis_timeout;
+        let client = Builder::from_config(redis)
+            .with_connection_config(|c| {
+                c.connection_timeout = Duration::from_millis(500);
+                c.internal_command_timeout = Duration::from_millis(500);
+                c.max_command_attempts = 1;
+            })
+            .with_performance_config(|p| {
+                p.default_command_timeout = timeout;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            .build()?;
+        client.connect();
+        Ok(Self {
+            client,
+            prefix: config.key_prefix.clone(),
+            timeout,
+            ttl: config.ttl,
+            breaker_open: config.breaker_open,
+            failures: AtomicU32::new(0),
+            open_until: Mutex::new(None),
+            epoch: AtomicI64::new(0),
+            errors: AtomicU64::new(0),
+            breaker_trips: AtomicU64::new(0),
+            successes: AtomicU64::new(0),
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A key of the current epoch.
+    fn key(&self, kind: &str, name: &str) -> String {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        format!("{}:{epoch}:{kind}:{name}", self.prefix)
+    }
+
+    /// A key outside the epochs (persisted documents, which never go stale).
+    pub fn lasting_key(&self, kind: &str, name: &str) -> String {
+        format!("{}:{kind}:{name}", self.prefix)
+    }
+
+    /// Moves to `epoch` (never back). Returns whether it changed.
+    pub fn set_epoch(&self, epoch: i64) -> bool {
+        self.epoch.fetch_max(epoch, Ordering::AcqRel) < epoch
+    }
+
+    fn has_epoch(&self) -> bool {
+        self.epoch.load(Ordering::Acquire) > 0
+    }
+
+    fn tag_key(&self, tag: &str) -> String {
+        self.key("t", tag)
+    }
+
+    /// Closed, or open long enough that one request may try (half-open).
+    fn allowed(&self) -> bool {
+        let mut open = self.open_until.lock().unwrap_or_else(|e| e.into_inner());
+        match *open {
+            Some(until) if Instant::now() < until => false,
+            Some(_) => {
+                // Half-open: let this caller try; others wait for its verdict.
+                *open = Some(Instant::now() + self.breaker_open);
+                true
+            }
+            None => true,
+        }
+    }
+
+    fn succeeded(&self) {
+        self.successes.fetch_add(1, Ordering::Relaxed);
+        self.failures.store(0, Ordering::Relaxed);
+        let mut open = self.open_until.lock().unwrap_or_else(|e| e.into_inner());
+        if open.take().is_some() {
+            tracing::info!("Redis answers again: cache tier closed its breaker");
+        }
+    }
+
+    fn failed(&self, what: &str, error: &str) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut open = self.open_until.lock().unwrap_or_else(|e| e.into_inner());
+        let half_open = open.is_some();
+        if n >= FAILURES_TO_OPEN || half_open {
+            if open.is_none() {
+                self.breaker_trips.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    what,
+                    error,
+                    open_ms = self.breaker_open.as_millis() as u64,
+                    "Redis failing: cache tier opens its breaker and answers from the database"
+                );
+            }
+            *open = Some(Instant::now() + self.breaker_open);
+        } else {
+            tracing::debug!(what, error, "Redis command failed");
+        }
+    }
+
+    async fn run<T, F>(&self, what: &str, f: F) -> Option<T>
+    where
+        F: std::future::Future<Output = Result<T, Error>>,
+    {
+        match tokio::time::timeout(self.timeout, f).await {
+            Ok(Ok(v)) => {
+                self.succeeded();
+                Some(v)
+            }
+            Ok(Err(e)) => {
+                self.failed(what, &e.to_string());
+                None
+            }
+            Err(_) => {
+                self.failed(what, "timed out");
+                None
+            }
+        }
+    }
+
+    /// Ready to be used: an epoch is known and the breaker is closed (or half-open).
+    fn ready(&self) -> bool {
+        self.has_epoch() && self.allowed()
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.open_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+            && self.client.is_connected()
+    }
+
+    /// A fresh sequence number for a computation about to read the database.
+    pub async fn begin(&self) -> Option<i64> {
+        if !self.ready() {
+            return None;
+        }
+        self.run("INCR", self.client.incr(self.key("seq", "")))
+            .await
+    }
+
+    /// The entry under `key`, when it is still valid.
+    pub async fn get(&self, key: &str) -> Option<Stored> {
+        if !self.ready() {
+            return None;
+        }
+        let raw: Option<Bytes> = self.run("GET", self.client.get(self.key("r", key))).await?;
+        let stored = Stored::decode(raw?)?;
+        let pipeline = self.client.pipeline();
+        let checks = async {
+            let _: () = pipeline.get(self.key("seq", "")).await?;
+            let _: () = pipeline.get(self.tag_key("*")).await?;
+            for t in &stored.tags {
+                let _: () = pipeline.get(self.tag_key(t)).await?;
+            }
+            pipeline.all::<Vec<Option<i64>>>().await
+        };
+        let seqs = self.run("GET tags", checks).await?;
+        let (current, invalidated) = seqs.split_first()?;
+        let valid = current.is_some_and(|c| c >= stored.born)
+            && invalidated.iter().all(|t| t.unwrap_or(0) < stored.born);
+        valid.then_some(stored)
+    }
+
+    /// Stores an entry computed after `born` was taken.
+    pub async fn put(&self, key: &str, stored: &Stored) {
+        if !self.ready() {
+            return;
+        }
+        let ttl = self.ttl.as_secs() as i64;
+        let _: Option<()> = self
+            .run(
+                "SET",
+                self.client.set(
+                    self.key("r", key),
+                    stored.encode(),
+                    Some(Expiration::EX(ttl)),
+                    None,
+                    false,
+                ),
+            )
+            .await;
+    }
+
+    /// Marks `tags` invalidated for every entry born before now. False when Redis could
+    /// not be told (the caller then moves everyone to a new epoch).
+    pub async fn invalidate(&self, tags: &[String]) -> bool {
+        if !self.has_epoch() {
+            return true;
+        }
+        self.allowed() && self.write_invalidation(tags).await
+    }
+
+    async fn write_invalidation(&self, tags: &[String]) -> bool {
+        let Some(seq) = self
+            .run::<i64, _>("INCR", self.client.incr(self.key("seq", "")))
+            .await
+        else {
+            return false;
+        };
+        // Tag marks outlive every entry they could invalidate.
+        let ttl = self.ttl.as_secs() as i64 + 60;
+        let pipeline = self.client.pipeline();
+        let writes = async {
+            for t in tags {
+                let _: () = pipeline
+                    .set(self.tag_key(t), seq, Some(Expiration::EX(ttl)), None, false)
+                    .await?;
+            }
+            pipeline.all::<()>().await
+        };
+        self.run("SET tags", writes).await.is_some()
+    }
+
+    /// Reads a plain value (persisted documents).
+    pub async fn get_text(&self, key: &str) -> Option<String> {
+        if !self.allowed() {
+            return None;
+        }
+        self.run("GET", self.client.get::<Option<String>, _>(key.to_string()))
+            .await
+            .flatten()
+    }
+
+    pub async fn set_text(&self, key: &str, value: &str, ttl: Duration) {
+        if !self.allowed() {
+            return;
+        }
+        let _: Option<()> = self
+            .run(
+                "SET",
+                self.client.set(
+                    key.to_string(),
+                    value.to_string(),
+                    Some(Expiration::EX(ttl.as_secs().max(1) as i64)),
+                    None,
+                    false,
+                ),
+            )
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_garbage_is_refused() {
+        let stored = Stored {
+            born: 42,
+            etag: "W/\"abc\"".into(),
+            tags: vec!["product:1".into(), "products".into()],
+            body: Bytes::from_static(b"{\"data\":{}}"),
+        };
+        let back = Stored::decode(stored.encode()).unwrap();
+        assert_eq!(back.born, 42);
+        assert_eq!(back.etag, "W/\"abc\"");
+        assert_eq!(back.tags, ["product:1", "products"]);
+        assert_eq!(&back.body[..], b"{\"data\":{}}");
+        assert!(Stored::decode(Bytes::from_static(b"short")).is_none());
+        let mut truncated = stored.encode().to_vec();
+        truncated.truncate(14);
+        assert!(Stored::decode(Bytes::from(truncated)).is_none());
+    }
+}
