@@ -8,18 +8,24 @@
 -- with requests/s, latency percentiles (microseconds) and those counters, which
 -- bench/run.sh parses (wrk's own text report is kept beside it for reference).
 
-local body_file = os.getenv("BENCH_BODY_FILE")
-if body_file == nil or body_file == "" then
-  error("BENCH_BODY_FILE is not set")
+-- With BENCH_METHOD=GET the URL given to wrk is fetched as it is (persisted queries,
+-- static files) and no body file is needed.
+if os.getenv("BENCH_METHOD") == "GET" then
+  wrk.method = "GET"
+  wrk.headers["Accept"] = "application/json"
+else
+  local body_file = os.getenv("BENCH_BODY_FILE")
+  if body_file == nil or body_file == "" then
+    error("BENCH_BODY_FILE is not set")
+  end
+  local f = assert(io.open(body_file, "rb"))
+  local body = f:read("*a")
+  f:close()
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Accept"] = "application/json"
+  wrk.body = body
 end
-local f = assert(io.open(body_file, "rb"))
-local body = f:read("*a")
-f:close()
-
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Accept"] = "application/json"
-wrk.body = body
 
 local threads = {}
 
