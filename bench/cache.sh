@@ -103,11 +103,11 @@ body q2 "$FIXTURES/getProduct.graphql" "$(jq -nc --arg h "$q2_handle" '{handle: 
 body q3 "$FIXTURES/getProducts.graphql" '{}'
 
 # Q1 as a persisted query: registered once by POST (APQ), then fetched by GET.
-q1_text=$(jq -r .query "$OUT/cache-q1.json")
-q1_hash=$(printf '%s' "$q1_text" | sha256sum | cut -d' ' -f1)
+q1_hash=$(python3 -c 'import hashlib, json, sys; print(hashlib.sha256(json.load(open(sys.argv[1]))["query"].encode()).hexdigest())' "$OUT/cache-q1.json")
 ext=$(jq -nc --arg h "$q1_hash" '{persistedQuery: {version: 1, sha256Hash: $h}}')
 jq -c --argjson e "$ext" '. + {extensions: $e}' "$OUT/cache-q1.json" |
-    curl -sf -o /dev/null -H 'Content-Type: application/json' --data-binary @- "http://127.0.0.1:$CACHED/graphql"
+    curl -sf -H 'Content-Type: application/json' --data-binary @- "http://127.0.0.1:$CACHED/graphql" |
+    jq -e '.errors == null' >/dev/null || die "registering Q1 as a persisted query failed"
 enc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 q1_vars=$(jq -c .variables "$OUT/cache-q1.json")
 q1_get="http://127.0.0.1:$CACHED/graphql?extensions=$(enc "$ext")&variables=$(enc "$q1_vars")"
@@ -118,7 +118,9 @@ jq -e '.data.collection.products.edges | length == 24' "$OUT/cache-q1-get.body" 
 
 # nginx serving those very bytes.
 NGINX_DIR=$(mktemp -d)
+chmod 755 "$NGINX_DIR"
 cp "$OUT/cache-q1-get.body" "$NGINX_DIR/q1.json"
+chmod 644 "$NGINX_DIR/q1.json"
 cat >"$NGINX_DIR/nginx.conf" <<EOF
 worker_processes 2;
 pid $NGINX_DIR/nginx.pid;
@@ -128,6 +130,7 @@ http {
     access_log off;
     default_type application/json;
     keepalive_requests 1000000;
+    sendfile on;
     server {
         listen 127.0.0.1:$NGINX;
         root $NGINX_DIR;

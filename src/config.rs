@@ -69,6 +69,8 @@ pub struct CacheConfig {
     pub local_ttl: Duration,
     /// `CACHE_LOCAL_MAX_MB`: memory for the in-process tier.
     pub local_max_bytes: u64,
+    /// `CACHE_LOCAL_ENTITIES`: entity lookups kept in process (products, price ranges…).
+    pub local_entities: u64,
     /// `CACHE_CONTROL`: `Cache-Control` of persisted queries sent with GET.
     pub cache_control: String,
     /// `CACHE_CONTROL_BY_OPERATION`: JSON object, operation name → `Cache-Control`.
@@ -117,6 +119,7 @@ impl CacheConfig {
             ttl: Duration::from_secs(parse("CACHE_TTL_SECS", 3_600u64)?.max(1)),
             local_ttl: Duration::from_secs(parse("CACHE_LOCAL_TTL_SECS", 60u64)?.max(1)),
             local_max_bytes: parse("CACHE_LOCAL_MAX_MB", 64u64)? * 1024 * 1024,
+            local_entities: parse("CACHE_LOCAL_ENTITIES", 50_000u64)?,
             cache_control: var("CACHE_CONTROL").unwrap_or_else(|| {
                 "public, max-age=0, s-maxage=60, stale-while-revalidate=30".into()
             }),

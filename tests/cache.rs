@@ -821,3 +821,52 @@ async fn persisted_gets_carry_cdn_headers_etags_and_purges() {
     assert!(response.headers().get("cache-control").is_none());
     assert!(response.headers().get("surrogate-key").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn entity_lookups_are_shared_by_different_documents_and_invalidated_too() {
+    let db = TestDb::new(3).await;
+    // QUERY_STATS skips the response cache: what is left is the entity tier.
+    let server = gateway_with(&db, SHARED_REDIS, |c| c.query_stats = true).await;
+    let (product_id, handle) = first_handle(&db).await;
+    let vars = json!({ "handle": handle });
+    let statements = |body: &Value| {
+        body["extensions"]["stats"]["sqlStatements"]
+            .as_u64()
+            .unwrap()
+    };
+    let title_page = "query($handle: String!) { product(handle: $handle) { title priceRange { minVariantPrice { amount } } } }";
+    let (_, first) = fetch(&server, title_page, vars.clone()).await;
+    assert!(statements(&first) >= 1, "the product is read: {first}");
+    // Another document over the same product and price range sends no statement.
+    let other = "query($handle: String!) { product(handle: $handle) { handle vendor priceRange { maxVariantPrice { amount } } } }";
+    let mut served = false;
+    for _ in 0..50 {
+        let (_, body) = fetch(&server, other, vars.clone()).await;
+        if statements(&body) == 0 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        served,
+        "entities served from the in-process tier: {}",
+        readyz_cache(&server).await
+    );
+    assert!(server.app.cache.status().entity_hits >= 1);
+    // A change drops the entity like the responses built from it.
+    db.run_sql(&format!(
+        "UPDATE products SET title = 'Entity renamed' WHERE id = {product_id}"
+    ))
+    .await;
+    let mut renamed = false;
+    for _ in 0..50 {
+        let (_, body) = fetch(&server, title_page, vars.clone()).await;
+        if body["data"]["product"]["title"] == "Entity renamed" {
+            renamed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(renamed);
+}

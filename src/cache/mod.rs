@@ -42,6 +42,17 @@ pub struct Entry {
     pub tags: Arc<[String]>,
     /// A weak validator (compression may change the bytes, not the meaning).
     pub etag: String,
+    /// The operation's name, for per-operation `Cache-Control`.
+    pub operation: Option<String>,
+    born_at: Instant,
+}
+
+/// An entity lookup behind responses (a product by handle, a price range…), kept in
+/// this process under the same tag rules as responses.
+#[derive(Clone)]
+struct EntityEntry {
+    value: Arc<dyn std::any::Any + Send + Sync>,
+    tags: Arc<[String]>,
     born_at: Instant,
 }
 
@@ -61,6 +72,7 @@ pub struct Born {
 #[derive(Default)]
 pub struct Counters {
     pub hits_local: AtomicU64,
+    pub entity_hits: AtomicU64,
     pub hits_redis: AtomicU64,
     pub misses: AtomicU64,
     pub stores: AtomicU64,
@@ -78,6 +90,7 @@ pub struct CacheStatus {
     pub local_entries: u64,
     pub hits_local: u64,
     pub hits_redis: u64,
+    pub entity_hits: u64,
     pub misses: u64,
     pub stores: u64,
     pub not_stored: u64,
@@ -92,6 +105,7 @@ pub struct CacheStatus {
 pub struct ResponseCache {
     pub config: CacheConfig,
     local: moka::future::Cache<Key, Arc<Entry>>,
+    entities: moka::future::Cache<String, EntityEntry>,
     pub redis: Option<Arc<RedisTier>>,
     /// When each tag was last invalidated (entries older than the local TTL plus the
     /// replica window are pruned: nothing that old can still be checked against them).
@@ -137,8 +151,13 @@ impl ResponseCache {
             })
             .time_to_live(config.local_ttl)
             .build();
+        let entities = moka::future::Cache::builder()
+            .max_capacity(config.local_entities)
+            .time_to_live(config.local_ttl)
+            .build();
         Ok(Self {
             local,
+            entities,
             redis,
             invalidated: RwLock::new(HashMap::new()),
             flushed_at: RwLock::new(Instant::now()),
@@ -200,6 +219,7 @@ impl ResponseCache {
             body: stored.body,
             tags: stored.tags.into(),
             etag: stored.etag,
+            operation: Some(stored.operation).filter(|o| !o.is_empty()),
             born_at: fetched_at,
         });
         if !self.fresh(&entry) {
@@ -208,6 +228,59 @@ impl ResponseCache {
         self.local.insert(*key, entry.clone()).await;
         self.counters.hits_redis.fetch_add(1, Ordering::Relaxed);
         Some((entry, Tier::Redis))
+    }
+
+    /// A valid cached entity of type `V` under `key`, with its tags.
+    pub async fn entity<V: Send + Sync + 'static>(
+        &self,
+        key: &str,
+    ) -> Option<(Arc<V>, Arc<[String]>)> {
+        if !self.active() {
+            return None;
+        }
+        let entry = self.entities.get(key).await?;
+        let fresh = self
+            .last_invalidated(&entry.tags)
+            .is_none_or(|at| entry.born_at > at);
+        if !fresh {
+            self.entities.invalidate(key).await;
+            return None;
+        }
+        let value = entry.value.downcast::<V>().ok()?;
+        self.counters.entity_hits.fetch_add(1, Ordering::Relaxed);
+        Some((value, entry.tags))
+    }
+
+    /// Keeps an entity loaded after `born` (see [`Self::store`] for when it is kept).
+    pub async fn put_entity<V: Send + Sync + 'static>(
+        &self,
+        key: String,
+        value: Arc<V>,
+        tags: Vec<String>,
+        born: Instant,
+        via_replica: bool,
+    ) {
+        if !self.active() || !self.storable(born, &tags, via_replica) {
+            return;
+        }
+        let entry = EntityEntry {
+            value,
+            tags: tags.into(),
+            born_at: born,
+        };
+        self.entities.insert(key, entry).await;
+    }
+
+    /// Nothing `tags` names was invalidated since `born` (and, for replica reads, for
+    /// the replica window before it).
+    fn storable(&self, born: Instant, tags: &[String], via_replica: bool) -> bool {
+        let window = if via_replica {
+            self.replica_window
+        } else {
+            Duration::ZERO
+        };
+        self.last_invalidated(tags)
+            .is_none_or(|at| born > at + window)
     }
 
     /// Call before computing a response that may be stored.
@@ -228,24 +301,18 @@ impl ResponseCache {
         born: Born,
         tags: Vec<String>,
         body: Bytes,
+        operation: Option<String>,
         via_replica: bool,
     ) -> Arc<Entry> {
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
         let entry = Arc::new(Entry {
             etag: etag_of(&body),
+            operation,
             body,
             tags: tags.into(),
             born_at: born.at,
         });
-        let window = if via_replica {
-            self.replica_window
-        } else {
-            Duration::ZERO
-        };
-        let storable = self
-            .last_invalidated(&entry.tags)
-            .is_none_or(|at| born.at > at + window);
-        if !storable || !self.active() {
+        if !self.storable(born.at, &entry.tags, via_replica) || !self.active() {
             self.counters.not_stored.fetch_add(1, Ordering::Relaxed);
             return entry;
         }
@@ -255,6 +322,7 @@ impl ResponseCache {
             let stored = Stored {
                 born: seq,
                 etag: entry.etag.clone(),
+                operation: entry.operation.clone().unwrap_or_default(),
                 tags: entry.tags.to_vec(),
                 body: entry.body.clone(),
             };
@@ -301,6 +369,7 @@ impl ResponseCache {
         if tags.iter().any(|t| t == "*") {
             *self.flushed_at.write().unwrap_or_else(|e| e.into_inner()) = now;
             self.local.invalidate_all();
+            self.entities.invalidate_all();
             self.counters.flushes.fetch_add(1, Ordering::Relaxed);
         } else {
             let mut map = self.invalidated.write().unwrap_or_else(|e| e.into_inner());
@@ -334,6 +403,7 @@ impl ResponseCache {
     pub fn invalidate_local_all(&self) {
         *self.flushed_at.write().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         self.local.invalidate_all();
+        self.entities.invalidate_all();
     }
 
     /// Asks the configured CDN to drop what carries `tags` (in the background).
@@ -381,6 +451,7 @@ impl ResponseCache {
             local_entries: self.local.entry_count(),
             hits_local: get(&c.hits_local),
             hits_redis: get(&c.hits_redis),
+            entity_hits: get(&c.entity_hits),
             misses: get(&c.misses),
             stores: get(&c.stores),
             not_stored: get(&c.not_stored),

@@ -26,10 +26,16 @@ pub struct Registered {
     pub name: Option<String>,
 }
 
+/// How long a gateway believes a hash is not registered (an operation registered on the
+/// command line is accepted everywhere within this).
+const NEGATIVE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct PersistedQueries {
     mode: PersistedQueryMode,
     apq_ttl: std::time::Duration,
     registered: moka::future::Cache<String, Registered>,
+    /// Hashes PostgreSQL did not know lately (so unknown hashes cost no query each).
+    unregistered: moka::future::Cache<String, ()>,
     automatic: moka::future::Cache<String, Arc<str>>,
     redis: Option<Arc<RedisTier>>,
 }
@@ -88,6 +94,10 @@ impl PersistedQueries {
             mode: config.persisted_queries,
             apq_ttl: config.apq_ttl,
             registered: moka::future::Cache::builder().max_capacity(100_000).build(),
+            unregistered: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(NEGATIVE_TTL)
+                .build(),
             automatic: moka::future::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(config.apq_ttl.min(std::time::Duration::from_secs(3_600)))
@@ -100,6 +110,9 @@ impl PersistedQueries {
         if let Some(r) = self.registered.get(hash).await {
             return Some(r);
         }
+        if self.unregistered.contains_key(hash) {
+            return None;
+        }
         let mut conn = db.primary(&Default::default()).await.ok()?;
         let row: Option<(String, Option<String>)> = persisted_queries::table
             .find(hash)
@@ -108,7 +121,10 @@ impl PersistedQueries {
             .await
             .optional()
             .ok()?;
-        let (document, name) = row?;
+        let Some((document, name)) = row else {
+            self.unregistered.insert(hash.to_string(), ()).await;
+            return None;
+        };
         let r = Registered {
             document: document.into(),
             name,
@@ -148,6 +164,18 @@ impl PersistedQueries {
             }
             return Ok(Persisted::default());
         };
+        // The common case first, without a statement: a document this gateway knows.
+        if self.mode == PersistedQueryMode::Automatic
+            && request.query.is_empty()
+            && !self.registered.contains_key(&hash)
+            && let Some(document) = self.automatic.get(&hash).await
+        {
+            request.query = document.to_string();
+            return Ok(Persisted {
+                by_hash: true,
+                name: None,
+            });
+        }
         if let Some(r) = self.registered(db, &hash).await {
             request.query = r.document.to_string();
             return Ok(Persisted {

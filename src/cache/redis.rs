@@ -48,6 +48,8 @@ pub struct RedisTier {
 pub struct Stored {
     pub born: i64,
     pub etag: String,
+    /// The operation's name ("" when it has none).
+    pub operation: String,
     pub tags: Vec<String>,
     pub body: Bytes,
 }
@@ -58,6 +60,8 @@ impl Stored {
         out.put_i64(self.born);
         out.put_u16(self.etag.len() as u16);
         out.put_slice(self.etag.as_bytes());
+        out.put_u16(self.operation.len() as u16);
+        out.put_slice(self.operation.as_bytes());
         out.put_u32(self.tags.len() as u32);
         for t in &self.tags {
             out.put_u16(t.len() as u16);
@@ -80,6 +84,11 @@ impl Stored {
         let born = raw.get_i64();
         let etag_len = raw.get_u16() as usize;
         let etag = text(&mut raw, etag_len)?;
+        if raw.remaining() < 2 {
+            return None;
+        }
+        let operation_len = raw.get_u16() as usize;
+        let operation = text(&mut raw, operation_len)?;
         if raw.remaining() < 4 {
             return None;
         }
@@ -95,6 +104,7 @@ impl Stored {
         Some(Self {
             born,
             etag,
+            operation,
             tags,
             body: raw,
         })
@@ -361,12 +371,14 @@ mod tests {
         let stored = Stored {
             born: 42,
             etag: "W/\"abc\"".into(),
+            operation: "ProductPage".into(),
             tags: vec!["product:1".into(), "products".into()],
             body: Bytes::from_static(b"{\"data\":{}}"),
         };
         let back = Stored::decode(stored.encode()).unwrap();
         assert_eq!(back.born, 42);
         assert_eq!(back.etag, "W/\"abc\"");
+        assert_eq!(back.operation, "ProductPage");
         assert_eq!(back.tags, ["product:1", "products"]);
         assert_eq!(&back.body[..], b"{\"data\":{}}");
         assert!(Stored::decode(Bytes::from_static(b"short")).is_none());

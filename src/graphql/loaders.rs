@@ -32,6 +32,58 @@ pub struct CatalogLoader {
 pub type LoadError = Arc<DbError>;
 
 impl CatalogLoader {
+    /// Serves the keys this process holds (see [`crate::cache`]) and loads the rest.
+    async fn through_cache<K, V, F, Fut>(
+        &self,
+        kind: &str,
+        keys: &[K],
+        name: impl Fn(&K) -> String,
+        tags_of: impl Fn(&V) -> Vec<String>,
+        load: F,
+    ) -> Result<HashMap<K, Arc<V>>, LoadError>
+    where
+        K: Clone + Eq + Hash,
+        V: Send + Sync + 'static,
+        F: FnOnce(Vec<K>) -> Fut,
+        Fut: std::future::Future<Output = Result<HashMap<K, Arc<V>>, LoadError>>,
+    {
+        let cache = &self.app.cache;
+        if !cache.active() {
+            return load(keys.to_vec()).await;
+        }
+        let mut out = HashMap::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for k in keys {
+            match cache.entity::<V>(&format!("{kind}:{}", name(k))).await {
+                Some((v, tags)) => {
+                    self.tag(tags.iter().cloned());
+                    out.insert(k.clone(), v);
+                }
+                None => missing.push(k.clone()),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let born = std::time::Instant::now();
+        let via_replica =
+            self.scope.route() == crate::db::Route::Replica && self.app.db.replicas().configured();
+        let loaded = load(missing).await?;
+        for (k, v) in &loaded {
+            cache
+                .put_entity(
+                    format!("{kind}:{}", name(k)),
+                    v.clone(),
+                    tags_of(v),
+                    born,
+                    via_replica,
+                )
+                .await;
+        }
+        out.extend(loaded);
+        Ok(out)
+    }
+
     /// Records entities the response is built from (see [`crate::cache`]).
     fn tag(&self, tags: impl IntoIterator<Item = String>) {
         self.scope.tags.extend(tags);
@@ -186,19 +238,28 @@ impl Loader<ProductId> for CatalogLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[ProductId]) -> Result<HashMap<ProductId, Self::Value>, LoadError> {
-        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let rows = self
-            .read(move |conn| {
-                let ids = ids.clone();
-                Box::pin(async move { store::products_by_ids(conn, &ids).await })
-            })
-            .await?;
-        // By key: a product created later under one of these ids notifies its tag too.
-        self.tag(keys.iter().map(|k| tags::product(k.0)));
-        Ok(rows
-            .into_iter()
-            .map(|p| (ProductId(p.id), Arc::new(p)))
-            .collect())
+        self.through_cache(
+            "product",
+            keys,
+            |k| k.0.to_string(),
+            |p: &Product| vec![tags::product(p.id)],
+            |keys: Vec<ProductId>| async move {
+                let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+                let rows = self
+                    .read(move |conn| {
+                        let ids = ids.clone();
+                        Box::pin(async move { store::products_by_ids(conn, &ids).await })
+                    })
+                    .await?;
+                // By key: a product created later under one of these ids notifies its tag too.
+                self.tag(keys.iter().map(|k| tags::product(k.0)));
+                Ok(rows
+                    .into_iter()
+                    .map(|p| (ProductId(p.id), Arc::new(p)))
+                    .collect())
+            },
+        )
+        .await
     }
 }
 
@@ -233,22 +294,31 @@ impl Loader<ProductHandle> for CatalogLoader {
         &self,
         keys: &[ProductHandle],
     ) -> Result<HashMap<ProductHandle, Self::Value>, LoadError> {
-        let handles: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = self
-            .read(move |conn| {
-                let handles = handles.clone();
-                Box::pin(async move { store::products_by_handles(conn, &handles).await })
-            })
-            .await?;
-        self.tag(rows.iter().map(|p| tags::product(p.id)));
-        if rows.len() < keys.len() {
-            // A handle that finds nothing may find a product created later.
-            self.scope.tags.add(tags::PRODUCTS);
-        }
-        Ok(rows
-            .into_iter()
-            .map(|p| (ProductHandle(p.handle.clone()), Arc::new(p)))
-            .collect())
+        self.through_cache(
+            "product-handle",
+            keys,
+            |k| k.0.clone(),
+            |p: &Product| vec![tags::product(p.id)],
+            |keys: Vec<ProductHandle>| async move {
+                let handles: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+                let rows = self
+                    .read(move |conn| {
+                        let handles = handles.clone();
+                        Box::pin(async move { store::products_by_handles(conn, &handles).await })
+                    })
+                    .await?;
+                self.tag(rows.iter().map(|p| tags::product(p.id)));
+                if rows.len() < keys.len() {
+                    // A handle that finds nothing may find a product created later.
+                    self.scope.tags.add(tags::PRODUCTS);
+                }
+                Ok(rows
+                    .into_iter()
+                    .map(|p| (ProductHandle(p.handle.clone()), Arc::new(p)))
+                    .collect())
+            },
+        )
+        .await
     }
 }
 
@@ -353,32 +423,41 @@ impl Loader<SummaryOf> for CatalogLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[SummaryOf]) -> Result<HashMap<SummaryOf, Self::Value>, LoadError> {
-        let shop = self.app.config.shop_currency.clone();
-        self.tag(
-            keys.iter()
-                .flat_map(|k| [tags::product(k.product_id), tags::stock(k.product_id)]),
-        );
-        let mut out = HashMap::new();
-        for (currency, group) in group_by(keys, |k| k.currency.clone()) {
-            let ids: Vec<i64> = group.iter().map(|k| k.product_id).collect();
-            let (c, s) = (currency.clone(), shop.clone());
-            let rows = self
-                .read(move |conn| {
-                    let (ids, c, s) = (ids.clone(), c.clone(), s.clone());
-                    Box::pin(async move { store::summaries_for(conn, &ids, &c, &s).await })
-                })
-                .await?;
-            for row in rows {
-                out.insert(
-                    SummaryOf {
-                        product_id: row.product_id,
-                        currency: currency.clone(),
-                    },
-                    row,
+        self.through_cache(
+            "summary",
+            keys,
+            |k| format!("{}:{}", k.product_id, k.currency),
+            |s: &ProductSummary| vec![tags::product(s.product_id), tags::stock(s.product_id)],
+            |keys: Vec<SummaryOf>| async move {
+                let shop = self.app.config.shop_currency.clone();
+                self.tag(
+                    keys.iter()
+                        .flat_map(|k| [tags::product(k.product_id), tags::stock(k.product_id)]),
                 );
-            }
-        }
-        Ok(shared(out))
+                let mut out = HashMap::new();
+                for (currency, group) in group_by(&keys, |k: &SummaryOf| k.currency.clone()) {
+                    let ids: Vec<i64> = group.iter().map(|k| k.product_id).collect();
+                    let (c, s) = (currency.clone(), shop.clone());
+                    let rows = self
+                        .read(move |conn| {
+                            let (ids, c, s) = (ids.clone(), c.clone(), s.clone());
+                            Box::pin(async move { store::summaries_for(conn, &ids, &c, &s).await })
+                        })
+                        .await?;
+                    for row in rows {
+                        out.insert(
+                            SummaryOf {
+                                product_id: row.product_id,
+                                currency: currency.clone(),
+                            },
+                            row,
+                        );
+                    }
+                }
+                Ok(shared(out))
+            },
+        )
+        .await
     }
 }
 
@@ -470,21 +549,30 @@ impl Loader<CollectionHandle> for CatalogLoader {
         &self,
         keys: &[CollectionHandle],
     ) -> Result<HashMap<CollectionHandle, Self::Value>, LoadError> {
-        let handles: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = self
-            .read(move |conn| {
-                let handles = handles.clone();
-                Box::pin(async move { store::collections_by_handles(conn, &handles).await })
-            })
-            .await?;
-        self.tag(rows.iter().map(|c| tags::collection(c.id)));
-        if rows.len() < keys.len() {
-            self.scope.tags.add(tags::COLLECTIONS);
-        }
-        Ok(rows
-            .into_iter()
-            .map(|c| (CollectionHandle(c.handle.clone()), Arc::new(c)))
-            .collect())
+        self.through_cache(
+            "collection-handle",
+            keys,
+            |k| k.0.clone(),
+            |c: &Collection| vec![tags::collection(c.id)],
+            |keys: Vec<CollectionHandle>| async move {
+                let handles: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+                let rows = self
+                    .read(move |conn| {
+                        let handles = handles.clone();
+                        Box::pin(async move { store::collections_by_handles(conn, &handles).await })
+                    })
+                    .await?;
+                self.tag(rows.iter().map(|c| tags::collection(c.id)));
+                if rows.len() < keys.len() {
+                    self.scope.tags.add(tags::COLLECTIONS);
+                }
+                Ok(rows
+                    .into_iter()
+                    .map(|c| (CollectionHandle(c.handle.clone()), Arc::new(c)))
+                    .collect())
+            },
+        )
+        .await
     }
 }
 
@@ -496,18 +584,27 @@ impl Loader<MenuHandle> for CatalogLoader {
         &self,
         keys: &[MenuHandle],
     ) -> Result<HashMap<MenuHandle, Self::Value>, LoadError> {
-        let handles: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = self
-            .read(move |conn| {
-                let handles = handles.clone();
-                Box::pin(async move { content::menus_by_handles(conn, &handles).await })
-            })
-            .await?;
-        self.scope.tags.add(tags::MENUS);
-        Ok(rows
-            .into_iter()
-            .map(|m| (MenuHandle(m.menu.handle.clone()), Arc::new(m)))
-            .collect())
+        self.through_cache(
+            "menu-handle",
+            keys,
+            |k| k.0.clone(),
+            |_: &Menu| vec![tags::MENUS.to_string()],
+            |keys: Vec<MenuHandle>| async move {
+                let handles: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+                let rows = self
+                    .read(move |conn| {
+                        let handles = handles.clone();
+                        Box::pin(async move { content::menus_by_handles(conn, &handles).await })
+                    })
+                    .await?;
+                self.scope.tags.add(tags::MENUS);
+                Ok(rows
+                    .into_iter()
+                    .map(|m| (MenuHandle(m.menu.handle.clone()), Arc::new(m)))
+                    .collect())
+            },
+        )
+        .await
     }
 }
 
@@ -539,21 +636,30 @@ impl Loader<PageHandle> for CatalogLoader {
         &self,
         keys: &[PageHandle],
     ) -> Result<HashMap<PageHandle, Self::Value>, LoadError> {
-        let handles: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = self
-            .read(move |conn| {
-                let handles = handles.clone();
-                Box::pin(async move { content::pages_by_handles(conn, &handles).await })
-            })
-            .await?;
-        self.tag(rows.iter().map(|p| tags::page(p.id)));
-        if rows.len() < keys.len() {
-            self.scope.tags.add(tags::PAGES);
-        }
-        Ok(rows
-            .into_iter()
-            .map(|p| (PageHandle(p.handle.clone()), Arc::new(p)))
-            .collect())
+        self.through_cache(
+            "page-handle",
+            keys,
+            |k| k.0.clone(),
+            |p: &Page| vec![tags::page(p.id)],
+            |keys: Vec<PageHandle>| async move {
+                let handles: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+                let rows = self
+                    .read(move |conn| {
+                        let handles = handles.clone();
+                        Box::pin(async move { content::pages_by_handles(conn, &handles).await })
+                    })
+                    .await?;
+                self.tag(rows.iter().map(|p| tags::page(p.id)));
+                if rows.len() < keys.len() {
+                    self.scope.tags.add(tags::PAGES);
+                }
+                Ok(rows
+                    .into_iter()
+                    .map(|p| (PageHandle(p.handle.clone()), Arc::new(p)))
+                    .collect())
+            },
+        )
+        .await
     }
 }
 

@@ -120,6 +120,24 @@ pub async fn execute(
             return Executed::fresh(response);
         }
     };
+    // `QUERY_STATS` measures the database work of each request: such requests skip the cache.
+    let cacheable = app.cache.active() && !app.config.query_stats;
+    // A request answered before (same version, document, operation and variables) is
+    // served before it is even parsed: it passed admission when it was computed, and
+    // only shareable queries are ever stored.
+    let key = cacheable.then(|| cache_key::of(version, &request));
+    if let Some(key) = &key
+        && let Some((entry, _tier)) = app.cache.get(key).await
+    {
+        let operation_name = persisted.name.clone().or_else(|| entry.operation.clone());
+        return Executed {
+            body: Body::Shared(entry),
+            cache_status: Some("HIT"),
+            personal: false,
+            persisted,
+            operation_name,
+        };
+    }
     let (scope, loader, gate) = scope::request_data(app);
     let admitted = match storefront.limits.admit(&mut request, &scope) {
         Err(error) => {
@@ -158,8 +176,7 @@ pub async fn execute(
         limits::report(&mut response, Some(&admitted), statements);
         response
     };
-    // `QUERY_STATS` measures the database work of each request: such requests skip the cache.
-    if !admitted.shareable || !app.cache.active() || app.config.query_stats {
+    let Some(key) = key.filter(|_| admitted.shareable) else {
         let response = run(request, loader, gate, &scope).await;
         return Executed {
             body: Body::Fresh(Box::new(response)),
@@ -168,8 +185,7 @@ pub async fn execute(
             persisted,
             operation_name,
         };
-    }
-    let key = cache_key::of(version, &request);
+    };
     let shared = |entry, status| Executed {
         body: Body::Shared(entry),
         cache_status: Some(status),
@@ -180,15 +196,12 @@ pub async fn execute(
         },
         operation_name: operation_name.clone(),
     };
-    if let Some((entry, _tier)) = app.cache.get(&key).await {
-        return shared(entry, "HIT");
-    }
     // Concurrent misses of one key compute once; the others wait for its answer.
     let cell = app.cache.inflight(&key);
     let mut mine = Some((request, loader, gate));
     let mut uncacheable = None;
-    let (mine_ref, uncacheable_ref, scope_ref, key_ref) =
-        (&mut mine, &mut uncacheable, &scope, &key);
+    let (mine_ref, uncacheable_ref, scope_ref, key_ref, operation_ref) =
+        (&mut mine, &mut uncacheable, &scope, &key, &operation_name);
     let via_replica = scope.route() == crate::db::Route::Replica && app.db.replicas().configured();
     let computed = cell
         .get_or_init(|| async move {
@@ -208,7 +221,14 @@ pub async fn execute(
             };
             Some(
                 app.cache
-                    .store(key_ref, born, scope_ref.tags.take(), body, via_replica)
+                    .store(
+                        key_ref,
+                        born,
+                        scope_ref.tags.take(),
+                        body,
+                        operation_ref.clone(),
+                        via_replica,
+                    )
                     .await,
             )
         })
