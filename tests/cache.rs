@@ -393,17 +393,33 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn start(port: u16) -> Self {
+        Self::start_with(port, &[])
+    }
+
+    /// `redis-server` on `port` with more arguments (a config file first, if any).
+    fn start_with(port: u16, extra: &[&str]) -> Self {
+        let port_arg = port.to_string();
+        let base = [
+            "--port",
+            port_arg.as_str(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ];
+        let args: Vec<&str> = match extra.first() {
+            Some(file) if !file.starts_with("--") => {
+                let mut a = vec![*file];
+                a.extend(base);
+                a.extend(&extra[1..]);
+                a
+            }
+            _ => base.iter().chain(extra).copied().collect(),
+        };
         let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(&args)
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server");
@@ -869,4 +885,124 @@ async fn entity_lookups_are_shared_by_different_documents_and_invalidated_too() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(renamed);
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A free port whose cluster bus port (+10000) is free too.
+fn cluster_port() -> u16 {
+    loop {
+        let p = free_port();
+        if p < 55_000 && std::net::TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
+            return p;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sentinel_and_cluster_deployments_are_configured_by_url() {
+    let db = TestDb::new(3).await;
+    let (product_id, handle) = first_handle(&db).await;
+    let vars = json!({ "handle": handle });
+    let dir = tempfile::tempdir().unwrap();
+
+    // Sentinel: a master and one sentinel watching it; the gateways ask the sentinel.
+    let master = OwnRedis::start(free_port());
+    let sentinel_port = free_port();
+    let conf = dir.path().join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!("sentinel monitor mymaster 127.0.0.1 {} 1\n", master.port),
+    )
+    .unwrap();
+    let _sentinel = OwnRedis::start_with(sentinel_port, &[conf.to_str().unwrap(), "--sentinel"]);
+    let url = format!("redis-sentinel://127.0.0.1:{sentinel_port}/0?sentinelServiceName=mymaster");
+    let a = gateway_with(&db, &url, |_| {}).await;
+    let b = gateway_with(&db, &url, |_| {}).await;
+    shared_through_redis(&a, &b, PRODUCT, &vars).await;
+    let keys = redis_cli(
+        master.port,
+        &["--scan", "--pattern", &format!("{}:*", db.name)],
+    );
+    assert!(
+        keys.lines().count() > 0,
+        "entries live on the sentinel's master"
+    );
+    drop((a, b));
+
+    // Cluster: three masters; entries and tag marks spread over slots.
+    let ports: Vec<u16> = (0..3).map(|_| cluster_port()).collect();
+    let nodes: Vec<OwnRedis> = ports
+        .iter()
+        .map(|p| {
+            OwnRedis::start_with(
+                *p,
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &format!("nodes-{p}.conf"),
+                    "--dir",
+                    dir.path().to_str().unwrap(),
+                ],
+            )
+        })
+        .collect();
+    let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut create = vec!["--cluster", "create"];
+    create.extend(addresses.iter().map(String::as_str));
+    create.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+    redis_cli(ports[0], &create);
+    let started = Instant::now();
+    while !redis_cli(ports[0], &["cluster", "info"]).contains("cluster_state:ok") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the cluster forms"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = format!(
+        "redis-cluster://{}?node={}&node={}",
+        addresses[0], addresses[1], addresses[2]
+    );
+    let a = gateway_with(&db, &url, |_| {}).await;
+    let b = gateway_with(&db, &url, |_| {}).await;
+    shared_through_redis(&a, &b, PRODUCT, &vars).await;
+    let spread = nodes
+        .iter()
+        .filter(|n| {
+            !redis_cli(n.port, &["--scan", "--pattern", &format!("{}:*", db.name)])
+                .trim()
+                .is_empty()
+        })
+        .count();
+    assert!(spread >= 2, "keys spread over the cluster's nodes");
+    // Invalidation through the cluster: B stops answering the old title.
+    db.run_sql(&format!(
+        "UPDATE products SET title = 'Clustered' WHERE id = {product_id}"
+    ))
+    .await;
+    let mut seen = false;
+    for _ in 0..50 {
+        b.app.cache.invalidate_local_all();
+        let (_, body) = fetch(&b, PRODUCT, vars.clone()).await;
+        if body["data"]["product"]["title"] == "Clustered" {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seen);
+    assert!(
+        readyz_cache(&b).await["redis_errors"] == 0,
+        "{}",
+        readyz_cache(&b).await
+    );
 }

@@ -205,6 +205,11 @@ pub async fn execute(
     let via_replica = scope.route() == crate::db::Route::Replica && app.db.replicas().configured();
     let computed = cell
         .get_or_init(|| async move {
+            // Stored between this request's first look and now (by a request that held
+            // the previous slot).
+            if let Some((entry, _)) = app.cache.get(key_ref).await {
+                return Some(entry);
+            }
             let (request, loader, gate) = mine_ref.take()?;
             let born = app.cache.begin().await;
             let response = run(request, loader, gate, scope_ref).await;
