@@ -386,6 +386,8 @@ impl QueryRoot {
 
     /// Fetch a cart by its ID (always read from the primary: it sees the buyer's writes).
     async fn cart(&self, ctx: &Context<'_>, id: ID) -> Result<Option<CartNode>> {
+        // One buyer's: never shared (admission already keeps `cart` queries out).
+        scope_from(ctx).tags.mark_personal();
         let Some(token) = super::mutation::cart_token(&id) else {
             return Err(bad_input(format!(
                 "{:?} is not a valid Cart ID",
@@ -401,6 +403,7 @@ impl QueryRoot {
 
     /// An order, by the access token its buyer got at checkout (`Order.accessToken`).
     async fn order(&self, ctx: &Context<'_>, access_token: String) -> Result<Option<OrderNode>> {
+        scope_from(ctx).tags.mark_personal();
         if access_token.len() != 40 || !access_token.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Ok(None);
         }
