@@ -64,12 +64,22 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("no WebDriver session: {created}"))
             .to_string();
-        Self {
+        let browser = Self {
             http,
             session,
             base,
             _driver: driver,
-        }
+        };
+        // A click that submits a form may return before the next page is there: element
+        // look-ups wait for it (up to 10 s) instead of failing at once.
+        browser
+            .command(
+                reqwest::Method::POST,
+                "/timeouts",
+                Some(json!({ "implicit": 10_000, "pageLoad": 30_000 })),
+            )
+            .await;
+        browser
     }
 
     async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
