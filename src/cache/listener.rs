@@ -103,11 +103,14 @@ pub async fn run(
             .get_result::<Count>(&mut side)
             .await?
             .n;
-            // Read after LISTEN: a later move of the epoch is heard.
-            let epoch = sql_query("SELECT epoch AS n FROM cache_epoch")
-                .get_result::<Count>(&mut side)
-                .await?
-                .n;
+            // Read after LISTEN: a later move of the epoch is heard. With nobody else
+            // listening, nobody heard the changes made meanwhile: a new epoch.
+            let epoch_sql = if others == 0 {
+                "SELECT cache_bump_epoch() AS n"
+            } else {
+                "SELECT epoch AS n FROM cache_epoch"
+            };
+            let epoch = sql_query(epoch_sql).get_result::<Count>(&mut side).await?.n;
             Ok::<_, anyhow::Error>((conn, others, epoch))
         };
         match session.await {
@@ -115,16 +118,6 @@ pub async fn run(
                 delay = Duration::from_millis(100);
                 cache.invalidate_local_all();
                 cache.set_epoch(epoch);
-                if others == 0 {
-                    // Nobody heard the changes made while no gateway listened.
-                    match bump_epoch(&database_url).await {
-                        Ok(epoch) => cache.set_epoch(epoch),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot move the cache epoch");
-                            continue;
-                        }
-                    }
-                }
                 cache.set_listening(true);
                 let _ = ready.send(true);
                 tracing::debug!(others, "listening for cache invalidations");
