@@ -56,17 +56,11 @@ struct EntityEntry {
     born_at: Instant,
 }
 
-/// Where an answer came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tier {
-    Local,
-    Redis,
-}
-
 /// Taken before a computation reads anything.
 pub struct Born {
     at: Instant,
-    seq: Option<i64>,
+    /// The Redis epoch and sequence number, when Redis answered.
+    seq: Option<(i64, i64)>,
 }
 
 #[derive(Default)]
@@ -201,14 +195,14 @@ impl ResponseCache {
     }
 
     /// A valid entry for `key`, from the in-process tier or else from Redis.
-    pub async fn get(&self, key: &Key) -> Option<(Arc<Entry>, Tier)> {
+    pub async fn get(&self, key: &Key) -> Option<Arc<Entry>> {
         if !self.active() {
             return None;
         }
         if let Some(entry) = self.local.get(key).await {
             if self.fresh(&entry) {
                 self.counters.hits_local.fetch_add(1, Ordering::Relaxed);
-                return Some((entry, Tier::Local));
+                return Some(entry);
             }
             self.local.invalidate(key).await;
         }
@@ -227,7 +221,7 @@ impl ResponseCache {
         }
         self.local.insert(*key, entry.clone()).await;
         self.counters.hits_redis.fetch_add(1, Ordering::Relaxed);
-        Some((entry, Tier::Redis))
+        Some(entry)
     }
 
     /// A valid cached entity of type `V` under `key`, with its tags.
@@ -318,7 +312,7 @@ impl ResponseCache {
         }
         self.counters.stores.fetch_add(1, Ordering::Relaxed);
         self.local.insert(*key, entry.clone()).await;
-        if let (Some(redis), Some(seq)) = (self.redis.clone(), born.seq) {
+        if let (Some(redis), Some((epoch, seq))) = (self.redis.clone(), born.seq) {
             let stored = Stored {
                 born: seq,
                 etag: entry.etag.clone(),
@@ -328,7 +322,7 @@ impl ResponseCache {
             };
             let name = hex::encode(key);
             // The answer does not wait for Redis.
-            tokio::spawn(async move { redis.put(&name, &stored).await });
+            tokio::spawn(async move { redis.put(&name, epoch, &stored).await });
         }
         entry
     }

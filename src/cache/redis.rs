@@ -1,9 +1,10 @@
 //! The shared tier: responses in Redis, checked against per-tag invalidation sequence
 //! numbers, behind a circuit breaker.
 //!
-//! Validity without scanning: `{p}:seq` is a counter. A computation takes a fresh number
-//! (`born`) before it reads the database; an invalidation takes a fresh number and writes
-//! it to `{p}:t:{tag}` for each tag (and `{p}:t:*` to drop everything). An entry is valid
+//! Validity without scanning: `{p}:{epoch}:seq` is a counter. A computation takes a fresh
+//! number (`born`) before it reads the database; an invalidation takes a fresh number and
+//! writes it to `{p}:{epoch}:t:{tag}` for each tag (and `…:t:*` to drop everything).
+//! Entries are `{p}:{epoch}:r:{key}`. An entry is valid
 //! while every one of its tags (and `*`) was last invalidated before it was born. A
 //! computation that overlaps an invalidation is therefore never trusted, whatever the
 //! interleaving, and purging is O(tags changed), not O(entries). A Redis that restarted
@@ -13,7 +14,8 @@
 //! for `REDIS_BREAKER_OPEN_MS`, during which Redis is not tried at all. Keys live under an
 //! epoch kept in PostgreSQL (`cache_epoch`): an invalidation that could not be written
 //! moves every gateway to the next epoch (see [`super::listener`]), so entries that
-//! missed it are never read again.
+//! missed it are never read again. An entry is stored in the epoch its computation began
+//! in, so one that straddles a move stays behind in the old epoch.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -146,13 +148,13 @@ impl RedisTier {
         })
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
+    fn epoch(&self) -> i64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
-    /// A key of the current epoch.
-    fn key(&self, kind: &str, name: &str) -> String {
-        let epoch = self.epoch.load(Ordering::Acquire);
+    /// A key of `epoch`. One operation reads the epoch once and keeps to it, so a move
+    /// to a new epoch never mixes keys of two epochs in one check.
+    fn key(&self, epoch: i64, kind: &str, name: &str) -> String {
         format!("{}:{epoch}:{kind}:{name}", self.prefix)
     }
 
@@ -167,11 +169,7 @@ impl RedisTier {
     }
 
     fn has_epoch(&self) -> bool {
-        self.epoch.load(Ordering::Acquire) > 0
-    }
-
-    fn tag_key(&self, tag: &str) -> String {
-        self.key("t", tag)
+        self.epoch() > 0
     }
 
     /// Closed, or open long enough that one request may try (half-open).
@@ -251,13 +249,18 @@ impl RedisTier {
             && self.client.is_connected()
     }
 
-    /// A fresh sequence number for a computation about to read the database.
-    pub async fn begin(&self) -> Option<i64> {
+    /// The epoch and a fresh sequence number, for a computation about to read the
+    /// database. Its entry is stored in that epoch, so an entry computed before a move
+    /// to a new epoch can never be read in the new one.
+    pub async fn begin(&self) -> Option<(i64, i64)> {
         if !self.ready() {
             return None;
         }
-        self.run("INCR", self.client.incr(self.key("seq", "")))
-            .await
+        let epoch = self.epoch();
+        let seq = self
+            .run("INCR", self.client.incr(self.key(epoch, "seq", "")))
+            .await?;
+        Some((epoch, seq))
     }
 
     /// The entry under `key`, when it is still valid.
@@ -265,14 +268,17 @@ impl RedisTier {
         if !self.ready() {
             return None;
         }
-        let raw: Option<Bytes> = self.run("GET", self.client.get(self.key("r", key))).await?;
+        let epoch = self.epoch();
+        let raw: Option<Bytes> = self
+            .run("GET", self.client.get(self.key(epoch, "r", key)))
+            .await?;
         let stored = Stored::decode(raw?)?;
         let pipeline = self.client.pipeline();
         let checks = async {
-            let _: () = pipeline.get(self.key("seq", "")).await?;
-            let _: () = pipeline.get(self.tag_key("*")).await?;
+            let _: () = pipeline.get(self.key(epoch, "seq", "")).await?;
+            let _: () = pipeline.get(self.key(epoch, "t", "*")).await?;
             for t in &stored.tags {
-                let _: () = pipeline.get(self.tag_key(t)).await?;
+                let _: () = pipeline.get(self.key(epoch, "t", t)).await?;
             }
             pipeline.all::<Vec<Option<i64>>>().await
         };
@@ -283,8 +289,8 @@ impl RedisTier {
         valid.then_some(stored)
     }
 
-    /// Stores an entry computed after `born` was taken.
-    pub async fn put(&self, key: &str, stored: &Stored) {
+    /// Stores an entry in the epoch its computation began in (see [`Self::begin`]).
+    pub async fn put(&self, key: &str, epoch: i64, stored: &Stored) {
         if !self.ready() {
             return;
         }
@@ -293,7 +299,7 @@ impl RedisTier {
             .run(
                 "SET",
                 self.client.set(
-                    self.key("r", key),
+                    self.key(epoch, "r", key),
                     stored.encode(),
                     Some(Expiration::EX(ttl)),
                     None,
@@ -313,8 +319,9 @@ impl RedisTier {
     }
 
     async fn write_invalidation(&self, tags: &[String]) -> bool {
+        let epoch = self.epoch();
         let Some(seq) = self
-            .run::<i64, _>("INCR", self.client.incr(self.key("seq", "")))
+            .run::<i64, _>("INCR", self.client.incr(self.key(epoch, "seq", "")))
             .await
         else {
             return false;
@@ -325,7 +332,13 @@ impl RedisTier {
         let writes = async {
             for t in tags {
                 let _: () = pipeline
-                    .set(self.tag_key(t), seq, Some(Expiration::EX(ttl)), None, false)
+                    .set(
+                        self.key(epoch, "t", t),
+                        seq,
+                        Some(Expiration::EX(ttl)),
+                        None,
+                        false,
+                    )
                     .await?;
             }
             pipeline.all::<()>().await

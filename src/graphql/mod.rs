@@ -127,7 +127,7 @@ pub async fn execute(
     // only shareable queries are ever stored.
     let key = cacheable.then(|| cache_key::of(version, &request));
     if let Some(key) = &key
-        && let Some((entry, _tier)) = app.cache.get(key).await
+        && let Some(entry) = app.cache.get(key).await
     {
         let operation_name = persisted.name.clone().or_else(|| entry.operation.clone());
         return Executed {
@@ -207,7 +207,7 @@ pub async fn execute(
         .get_or_init(|| async move {
             // Stored between this request's first look and now (by a request that held
             // the previous slot).
-            if let Some((entry, _)) = app.cache.get(key_ref).await {
+            if let Some(entry) = app.cache.get(key_ref).await {
                 return Some(entry);
             }
             let (request, loader, gate) = mine_ref.take()?;
