@@ -113,14 +113,25 @@ impl PersistedQueries {
         if self.unregistered.contains_key(hash) {
             return None;
         }
-        let mut conn = db.primary(&Default::default()).await.ok()?;
-        let row: Option<(String, Option<String>)> = persisted_queries::table
-            .find(hash)
-            .select((persisted_queries::document, persisted_queries::name))
-            .first(&mut conn)
-            .await
-            .optional()
-            .ok()?;
+        let looked_up = async {
+            let mut conn = db.primary(&Default::default()).await?;
+            Ok::<_, crate::db::DbError>(
+                persisted_queries::table
+                    .find(hash)
+                    .select((persisted_queries::document, persisted_queries::name))
+                    .first::<(String, Option<String>)>(&mut conn)
+                    .await
+                    .optional()?,
+            )
+        };
+        let row = match looked_up.await {
+            Ok(row) => row,
+            Err(e) => {
+                // Not remembered as unknown: the next request asks again.
+                tracing::warn!(error = %e, "cannot look up a registered persisted query");
+                return None;
+            }
+        };
         let Some((document, name)) = row else {
             self.unregistered.insert(hash.to_string(), ()).await;
             return None;
