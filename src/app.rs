@@ -89,19 +89,25 @@ impl App {
         cart_token: String,
         input: CheckoutInput,
     ) -> Result<(CheckoutOutcome, PgConn), DbError> {
+        use tracing::Instrument;
         let app = self.clone();
-        let task = self.background.spawn(async move {
-            let outcome = checkout::complete(
-                &mut conn,
-                &cart_token,
-                &input,
-                &app.config.checkout,
-                &app.cart_rules(),
-                app.payments.default_provider().as_ref(),
-            )
-            .await;
-            outcome.map(|o| (o, conn))
-        });
+        let span = tracing::Span::current();
+        let task = self.background.spawn(
+            async move {
+                let outcome = checkout::complete(
+                    &mut conn,
+                    &cart_token,
+                    &input,
+                    &app.config.checkout,
+                    &app.cart_rules(),
+                    app.payments.default_provider().as_ref(),
+                )
+                .await;
+                checkout::record_outcome(&outcome);
+                outcome.map(|o| (o, conn))
+            }
+            .instrument(span),
+        );
         task.await
             .map_err(|e| DbError::Unavailable(format!("checkout task failed: {e}")))?
     }
@@ -115,7 +121,12 @@ pub fn spawn_workers(
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let worker = config.jobs.worker.clone();
     let size: usize = worker.queues.iter().map(|(_, n)| n).sum::<usize>() + 2;
-    let pool = crate::db::build_pool(&config.database_url, size, config.connect_timeout)?;
+    let pool = crate::db::build_pool(
+        &config.database_url,
+        size,
+        config.connect_timeout,
+        crate::db::PoolInfo::new("jobs", "primary", &config.database_url),
+    )?;
     let mailer = config
         .smtp_url
         .as_deref()

@@ -197,6 +197,8 @@ pub struct Config {
     pub webhook_timeout: Duration,
     /// Job queue workers.
     pub jobs: JobsConfig,
+    /// `METRICS_ENABLED`, `METRICS_ADDR`, `SLOW_QUERY_MS`, `METRICS_MAX_OPERATIONS`.
+    pub metrics: crate::telemetry::metrics::MetricsConfig,
 }
 
 /// Background job settings.
@@ -389,6 +391,17 @@ impl Config {
                     backoff_max: millis("JOB_BACKOFF_MAX_MS", 3_600_000)?,
                     shutdown_grace: millis("SHUTDOWN_GRACE_MS", 20_000)?,
                 },
+            },
+            metrics: crate::telemetry::metrics::MetricsConfig {
+                enabled: flag("METRICS_ENABLED", true)?,
+                addr: var("METRICS_ADDR")
+                    .map(|a| {
+                        a.parse()
+                            .with_context(|| format!("METRICS_ADDR: {a:?} is not host:port"))
+                    })
+                    .transpose()?,
+                slow_query: millis("SLOW_QUERY_MS", 200)?,
+                max_operations: parse("METRICS_MAX_OPERATIONS", 200usize)?,
             },
         })
     }

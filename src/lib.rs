@@ -21,3 +21,4 @@ pub mod money;
 pub mod pagination;
 pub mod signing;
 pub mod startup;
+pub mod telemetry;

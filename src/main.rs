@@ -90,36 +90,50 @@ enum JobsAction {
     },
 }
 
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_logging();
-    let cli = Cli::parse();
+    let telemetry = commerce_gateway::telemetry::init();
+    let result = run(Cli::parse()).await;
+    telemetry.shutdown().await;
+    result
+}
+
+/// Serves `/metrics` (and `/healthz`) on `METRICS_ADDR` when it is set.
+async fn spawn_metrics_listener(
+    config: &Config,
+    app: Option<std::sync::Arc<app::App>>,
+) -> anyhow::Result<()> {
+    let Some(addr) = config.metrics.addr else {
+        return Ok(());
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on METRICS_ADDR {addr}"))?;
+    tracing::info!(%addr, "metrics at /metrics");
+    let router = http::metrics_router(app);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "metrics listener stopped");
+        }
+    });
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Schema => {
             print!("{}", graphql::sdl());
         }
         Command::Serve => {
             let config = Config::from_env()?;
+            commerce_gateway::telemetry::metrics::install(&config.metrics)?;
             let addr = config.listen_addr;
             let app = startup::prepare(config).await?;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
             tracing::info!(%addr, "commerce-gateway listening (GraphiQL at /graphql)");
+            spawn_metrics_listener(&app.config, Some(app.clone())).await?;
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let workers = if app.config.jobs.embedded {
                 Some(app::spawn_workers(&app.config, stop_rx)?)
@@ -134,6 +148,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Worker => {
             let config = Config::from_env()?;
+            commerce_gateway::telemetry::metrics::install(&config.metrics)?;
+            spawn_metrics_listener(&config, None).await?;
             db::ensure_database(&config.database_url).await?;
             if config.auto_migrate {
                 db::migrate::run(&config.database_url).await?;

@@ -202,6 +202,8 @@ impl ResponseCache {
         if let Some(entry) = self.local.get(key).await {
             if self.fresh(&entry) {
                 self.counters.hits_local.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("gateway_cache_hits_total", "cache" => "response", "tier" => "local")
+                    .increment(1);
                 return Some(entry);
             }
             self.local.invalidate(key).await;
@@ -221,6 +223,8 @@ impl ResponseCache {
         }
         self.local.insert(*key, entry.clone()).await;
         self.counters.hits_redis.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("gateway_cache_hits_total", "cache" => "response", "tier" => "redis")
+            .increment(1);
         Some(entry)
     }
 
@@ -232,16 +236,30 @@ impl ResponseCache {
         if !self.active() {
             return None;
         }
-        let entry = self.entities.get(key).await?;
+        let note = |result: &'static str| {
+            metrics::counter!("gateway_cache_requests_total", "cache" => "entity", "result" => result)
+                .increment(1);
+        };
+        let Some(entry) = self.entities.get(key).await else {
+            note("miss");
+            return None;
+        };
         let fresh = self
             .last_invalidated(&entry.tags)
             .is_none_or(|at| entry.born_at > at);
         if !fresh {
             self.entities.invalidate(key).await;
+            note("miss");
             return None;
         }
-        let value = entry.value.downcast::<V>().ok()?;
+        let Ok(value) = entry.value.downcast::<V>() else {
+            note("miss");
+            return None;
+        };
         self.counters.entity_hits.fetch_add(1, Ordering::Relaxed);
+        note("hit");
+        metrics::counter!("gateway_cache_hits_total", "cache" => "entity", "tier" => "local")
+            .increment(1);
         Some((value, entry.tags))
     }
 
@@ -346,6 +364,17 @@ impl ResponseCache {
 
     pub fn note_coalesced(&self) {
         self.counters.coalesced.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("gateway_cache_coalesced_total", "cache" => "response").increment(1);
+    }
+
+    /// `gateway_redis_up` and `gateway_redis_breaker_trips_total` (at scrape time).
+    pub fn record_gauges(&self) {
+        if let Some(redis) = &self.redis {
+            let up = if redis.is_healthy() { 1.0 } else { 0.0 };
+            metrics::gauge!("gateway_redis_up").set(up);
+            metrics::counter!("gateway_redis_breaker_trips_total")
+                .absolute(redis.breaker_trips.load(Ordering::Relaxed));
+        }
     }
 
     /// Invalidates `tags` (`*` = everything): Redis first, then this process, so that
@@ -365,6 +394,7 @@ impl ResponseCache {
             self.local.invalidate_all();
             self.entities.invalidate_all();
             self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("gateway_cache_flushes_total").increment(1);
         } else {
             let mut map = self.invalidated.write().unwrap_or_else(|e| e.into_inner());
             for t in tags {
@@ -378,6 +408,11 @@ impl ResponseCache {
         self.counters
             .invalidated_tags
             .fetch_add(tags.len() as u64, Ordering::Relaxed);
+        // One tag set empties both tiers of responses and the entity tier.
+        metrics::counter!("gateway_cache_invalidations_total", "cache" => "response")
+            .increment(tags.len() as u64);
+        metrics::counter!("gateway_cache_invalidations_total", "cache" => "entity")
+            .increment(tags.len() as u64);
         self.purge_cdn(tags);
         shared
     }
@@ -395,6 +430,7 @@ impl ResponseCache {
 
     /// Drops this process's tier (its invalidations may have been missed).
     pub fn invalidate_local_all(&self) {
+        metrics::counter!("gateway_cache_flushes_total").increment(1);
         *self.flushed_at.write().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         self.local.invalidate_all();
         self.entities.invalidate_all();

@@ -181,6 +181,7 @@ impl PersistedQueries {
             && !self.registered.contains_key(&hash)
             && let Some(document) = self.automatic.get(&hash).await
         {
+            note_lookup("hit");
             request.query = document.to_string();
             return Ok(Persisted {
                 by_hash: true,
@@ -188,6 +189,7 @@ impl PersistedQueries {
             });
         }
         if let Some(r) = self.registered(db, &hash).await {
+            note_lookup("hit");
             request.query = r.document.to_string();
             return Ok(Persisted {
                 by_hash: true,
@@ -203,13 +205,17 @@ impl PersistedQueries {
         if request.query.is_empty() {
             return match self.automatic(&hash).await {
                 Some(document) => {
+                    note_lookup("hit");
                     request.query = document.to_string();
                     Ok(Persisted {
                         by_hash: true,
                         name: None,
                     })
                 }
-                None => Err(error("PERSISTED_QUERY_NOT_FOUND", "PersistedQueryNotFound")),
+                None => {
+                    note_lookup("miss");
+                    Err(error("PERSISTED_QUERY_NOT_FOUND", "PersistedQueryNotFound"))
+                }
             };
         }
         if sha256_hex(&request.query) != hash {
@@ -315,4 +321,11 @@ pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<(String, Opti
         .order(persisted_queries::registered_at)
         .load(conn)
         .await
+}
+
+/// `gateway_cache_requests_total{cache="persisted_query"}`: a hash was turned into its
+/// document (`hit`) or was unknown (`miss`, the client then registers it).
+fn note_lookup(result: &'static str) {
+    metrics::counter!("gateway_cache_requests_total", "cache" => "persisted_query", "result" => result)
+        .increment(1);
 }

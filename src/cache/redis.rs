@@ -32,6 +32,8 @@ const FAILURES_TO_OPEN: u32 = 3;
 
 pub struct RedisTier {
     client: Client,
+    /// `host:port` of the server (span attribute).
+    server: String,
     prefix: String,
     timeout: Duration,
     ttl: Duration,
@@ -133,8 +135,19 @@ impl RedisTier {
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
             .build()?;
         client.connect();
+        let server = url::Url::parse(&config.redis_url)
+            .ok()
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| format!("{h}:{}", u.port().unwrap_or(6379)))
+            })
+            .unwrap_or_default();
+        for command in ["get", "set", "incr", "get_tags", "set_tags"] {
+            metrics::counter!("gateway_redis_errors_total", "command" => command).increment(0);
+        }
         Ok(Self {
             client,
+            server,
             prefix: config.key_prefix.clone(),
             timeout,
             ttl: config.ttl,
@@ -216,24 +229,47 @@ impl RedisTier {
         }
     }
 
-    async fn run<T, F>(&self, what: &str, f: F) -> Option<T>
+    /// One Redis round trip, bounded by `REDIS_TIMEOUT_MS`, in a client span, timed into
+    /// `gateway_redis_command_duration_seconds`. `what` is the command (`get`,
+    /// `get_tags` for a pipeline of GETs, …).
+    async fn run<T, F>(&self, what: &'static str, f: F) -> Option<T>
     where
         F: std::future::Future<Output = Result<T, Error>>,
     {
-        match tokio::time::timeout(self.timeout, f).await {
+        use tracing::Instrument;
+        let span = if crate::telemetry::tracing_enabled() {
+            tracing::info_span!(
+                "redis.command",
+                otel.name = what,
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+                db.system.name = "redis",
+                db.operation.name = what,
+                server.address = %self.server,
+                error.type = tracing::field::Empty,
+            )
+        } else {
+            tracing::Span::none()
+        };
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.timeout, f)
+            .instrument(span.clone())
+            .await;
+        metrics::histogram!("gateway_redis_command_duration_seconds", "command" => what)
+            .record(started.elapsed().as_secs_f64());
+        let failure = match result {
             Ok(Ok(v)) => {
                 self.succeeded();
-                Some(v)
+                return Some(v);
             }
-            Ok(Err(e)) => {
-                self.failed(what, &e.to_string());
-                None
-            }
-            Err(_) => {
-                self.failed(what, "timed out");
-                None
-            }
-        }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_string(),
+        };
+        metrics::counter!("gateway_redis_errors_total", "command" => what).increment(1);
+        span.record("otel.status_code", "ERROR");
+        span.record("error.type", failure.as_str());
+        self.failed(what, &failure);
+        None
     }
 
     /// Ready to be used: an epoch is known and the breaker is closed (or half-open).
@@ -258,7 +294,7 @@ impl RedisTier {
         }
         let epoch = self.epoch();
         let seq = self
-            .run("INCR", self.client.incr(self.key(epoch, "seq", "")))
+            .run("incr", self.client.incr(self.key(epoch, "seq", "")))
             .await?;
         Some((epoch, seq))
     }
@@ -270,7 +306,7 @@ impl RedisTier {
         }
         let epoch = self.epoch();
         let raw: Option<Bytes> = self
-            .run("GET", self.client.get(self.key(epoch, "r", key)))
+            .run("get", self.client.get(self.key(epoch, "r", key)))
             .await?;
         let stored = Stored::decode(raw?)?;
         let pipeline = self.client.pipeline();
@@ -282,7 +318,7 @@ impl RedisTier {
             }
             pipeline.all::<Vec<Option<i64>>>().await
         };
-        let seqs = self.run("GET tags", checks).await?;
+        let seqs = self.run("get_tags", checks).await?;
         let (current, invalidated) = seqs.split_first()?;
         let valid = current.is_some_and(|c| c >= stored.born)
             && invalidated.iter().all(|t| t.unwrap_or(0) < stored.born);
@@ -297,7 +333,7 @@ impl RedisTier {
         let ttl = self.ttl.as_secs() as i64;
         let _: Option<()> = self
             .run(
-                "SET",
+                "set",
                 self.client.set(
                     self.key(epoch, "r", key),
                     stored.encode(),
@@ -321,7 +357,7 @@ impl RedisTier {
     async fn write_invalidation(&self, tags: &[String]) -> bool {
         let epoch = self.epoch();
         let Some(seq) = self
-            .run::<i64, _>("INCR", self.client.incr(self.key(epoch, "seq", "")))
+            .run::<i64, _>("incr", self.client.incr(self.key(epoch, "seq", "")))
             .await
         else {
             return false;
@@ -343,7 +379,7 @@ impl RedisTier {
             }
             pipeline.all::<()>().await
         };
-        self.run("SET tags", writes).await.is_some()
+        self.run("set_tags", writes).await.is_some()
     }
 
     /// Reads a plain value (persisted documents).
@@ -351,7 +387,7 @@ impl RedisTier {
         if !self.allowed() {
             return None;
         }
-        self.run("GET", self.client.get::<Option<String>, _>(key.to_string()))
+        self.run("get", self.client.get::<Option<String>, _>(key.to_string()))
             .await
             .flatten()
     }
@@ -362,7 +398,7 @@ impl RedisTier {
         }
         let _: Option<()> = self
             .run(
-                "SET",
+                "set",
                 self.client.set(
                     key.to_string(),
                     value.to_string(),

@@ -471,12 +471,16 @@ pub async fn complete(
         )
         .await
     {
-        Authorization::Approved { reference } => Authorized {
-            reference,
-            amount: expected.total,
-            currency: expected.currency,
-        },
+        Authorization::Approved { reference } => {
+            note_payment(provider.name(), "authorized");
+            Authorized {
+                reference,
+                amount: expected.total,
+                currency: expected.currency,
+            }
+        }
         Authorization::Declined { reason } => {
+            note_payment(provider.name(), "declined");
             return Ok(CheckoutOutcome::rejected(vec![user_error(
                 CheckoutErrorCode::PaymentDeclined,
                 &["input", "paymentToken"],
@@ -484,6 +488,7 @@ pub async fn complete(
             )]));
         }
         Authorization::InvalidToken => {
+            note_payment(provider.name(), "invalid_token");
             return Ok(CheckoutOutcome::rejected(vec![user_error(
                 CheckoutErrorCode::InvalidPaymentToken,
                 &["input", "paymentToken"],
@@ -502,10 +507,67 @@ pub async fn complete(
     )
     .await;
     let created = matches!(&outcome, Ok(CheckoutOutcome { order: Some(o), .. }) if o.payment_reference == authorized.reference);
+    if created {
+        metrics::counter!("gateway_orders_created_total").increment(1);
+    }
     if !created && let Err(e) = provider.void(&authorized.reference).await {
         tracing::error!(reference = %authorized.reference, error = %e, "could not void a payment authorization; void it by hand");
     }
     outcome
+}
+
+/// Starts the checkout series at 0 for every outcome, so that rates and alerts have a
+/// series to read before the first failure of a kind.
+pub fn init_metrics() {
+    use CheckoutErrorCode::*;
+    let codes = [
+        CartNotFound,
+        CartCompleted,
+        EmptyCart,
+        InvalidEmail,
+        InvalidAddress,
+        InvalidShippingMethod,
+        InvalidIdempotencyKey,
+        IdempotencyKeyReused,
+        MerchandiseNotAvailable,
+        OutOfStock,
+        InvalidPaymentToken,
+        PaymentDeclined,
+        PriceChanged,
+    ];
+    for code in codes {
+        metrics::counter!("gateway_checkouts_total", "outcome" => code.as_str().to_ascii_lowercase())
+            .increment(0);
+    }
+    for outcome in ["completed", "error"] {
+        metrics::counter!("gateway_checkouts_total", "outcome" => outcome).increment(0);
+    }
+}
+
+fn note_payment(provider: &'static str, outcome: &'static str) {
+    metrics::counter!("gateway_payments_total", "provider" => provider, "outcome" => outcome)
+        .increment(1);
+}
+
+/// `gateway_checkouts_total{outcome}` and `gateway_stock_outs_total` for a finished
+/// checkout attempt.
+pub fn record_outcome(outcome: &Result<CheckoutOutcome, DbError>) {
+    let label = match outcome {
+        Ok(CheckoutOutcome { order: Some(_), .. }) => "completed".to_string(),
+        Ok(CheckoutOutcome { user_errors, .. }) => {
+            for e in user_errors
+                .iter()
+                .filter(|e| e.code == CheckoutErrorCode::OutOfStock)
+            {
+                metrics::counter!("gateway_stock_outs_total")
+                    .increment(e.lines.len().max(1) as u64);
+            }
+            <[CheckoutUserError]>::first(user_errors)
+                .map_or("error".into(), |e| e.code.as_str().to_ascii_lowercase())
+        }
+        Err(_) => "error".to_string(),
+    };
+    metrics::counter!("gateway_checkouts_total", "outcome" => label).increment(1);
 }
 
 /// The order a previous attempt with this key created for this cart, or the key-reused
@@ -916,7 +978,16 @@ pub async fn process_payment_event(
             _ => orders::Transition::AlreadySettled,
         };
         let outcome = match transition {
-            orders::Transition::Applied => format!("{kind} applied to order {id}"),
+            orders::Transition::Applied => {
+                let outcome = match kind.as_str() {
+                    "payment.succeeded" => "paid",
+                    "payment.failed" => "failed",
+                    _ => "expired",
+                };
+                metrics::counter!("gateway_payments_total", "provider" => provider.to_string(), "outcome" => outcome)
+                    .increment(1);
+                format!("{kind} applied to order {id}")
+            }
             orders::Transition::AlreadySettled => {
                 if kind == "payment.succeeded" && status == "CANCELLED" {
                     tracing::warn!(

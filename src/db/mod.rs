@@ -68,13 +68,145 @@ impl StatementCounter {
     }
 }
 
-struct CountStatements(StatementCounter);
+/// Where a pool's connections go: the `pool` label of metrics and the server attributes
+/// of database spans.
+#[derive(Debug)]
+pub struct PoolInfo {
+    /// `primary`, `replica-0`, …, `jobs` (the `pool` label of the pool gauges).
+    pub label: String,
+    /// `primary`, `replica` or `probe` (the `pool` label of statement metrics).
+    pub role: &'static str,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub replica: bool,
+}
 
-impl Instrumentation for CountStatements {
+impl PoolInfo {
+    pub fn new(label: &str, role: &'static str, url: &str) -> Arc<Self> {
+        let parsed = url::Url::parse(url).ok();
+        Arc::new(Self {
+            label: label.to_string(),
+            role,
+            replica: role != "primary",
+            host: parsed
+                .as_ref()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_default(),
+            port: parsed.as_ref().and_then(|u| u.port()).unwrap_or(5432),
+            database: parsed
+                .as_ref()
+                .map(|u| u.path().trim_start_matches('/').to_string())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// A statement in flight on a connection.
+struct InFlight {
+    started: std::time::Instant,
+    family: String,
+    span: tracing::Span,
+}
+
+/// Observes every statement of a connection: counts it for the request, times it into
+/// `gateway_db_query_duration_seconds`, counts slow and failed ones, and opens a client
+/// span with the OpenTelemetry database attributes (statement text without literals).
+/// Statements can be pipelined on one connection; PostgreSQL answers them in order.
+struct Observe {
+    counter: Option<StatementCounter>,
+    info: Arc<PoolInfo>,
+    in_flight: std::collections::VecDeque<InFlight>,
+}
+
+impl Observe {
+    fn new(info: Arc<PoolInfo>, counter: Option<StatementCounter>) -> Self {
+        Self {
+            counter,
+            info,
+            in_flight: Default::default(),
+        }
+    }
+
+    fn start(&mut self, query: &dyn diesel::connection::DebugQuery) {
+        use crate::telemetry::sql;
+        if let Some(c) = &self.counter {
+            c.0.fetch_add(1, Ordering::Relaxed);
+        }
+        let rendered = query.to_string();
+        let text = sql::statement_text(&rendered);
+        tracing::trace!(target: "sql", statement = %text, "statement");
+        let family = sql::family(text);
+        let span = if crate::telemetry::tracing_enabled() {
+            let (operation, collection) = match family.split_once(' ') {
+                Some((op, table)) => (op.to_ascii_uppercase(), table),
+                None => (family.to_ascii_uppercase(), ""),
+            };
+            let name = if collection.is_empty() {
+                operation.clone()
+            } else {
+                format!("{operation} {collection}")
+            };
+            let span = tracing::info_span!(
+                "db.query",
+                otel.name = %name,
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+                db.system.name = "postgresql",
+                db.operation.name = %operation,
+                db.collection.name = collection,
+                db.namespace = %self.info.database,
+                db.query.text = %sql::sanitize(text),
+                db.client.connection.pool.name = %self.info.label,
+                db.replica = self.info.replica,
+                server.address = %self.info.host,
+                server.port = self.info.port,
+                error.type = tracing::field::Empty,
+            );
+            span
+        } else {
+            tracing::Span::none()
+        };
+        self.in_flight.push_back(InFlight {
+            started: std::time::Instant::now(),
+            family,
+            span,
+        });
+    }
+
+    fn finish(&mut self, query: &dyn diesel::connection::DebugQuery, failed: Option<String>) {
+        let Some(done) = self.in_flight.pop_front() else {
+            return;
+        };
+        let elapsed = done.started.elapsed();
+        let pool = self.info.role;
+        metrics::histogram!("gateway_db_query_duration_seconds", "pool" => pool, "family" => done.family.clone())
+            .record(elapsed.as_secs_f64());
+        if let Some(error) = &failed {
+            metrics::counter!("gateway_db_query_errors_total", "pool" => pool, "family" => done.family.clone())
+                .increment(1);
+            done.span.record("otel.status_code", "ERROR");
+            done.span.record("error.type", error.as_str());
+        }
+        if elapsed >= crate::telemetry::metrics::slow_query_threshold() {
+            metrics::counter!("gateway_db_slow_queries_total", "pool" => pool, "family" => done.family.clone())
+                .increment(1);
+            let rendered = query.to_string();
+            let text =
+                crate::telemetry::sql::sanitize(crate::telemetry::sql::statement_text(&rendered));
+            tracing::warn!(pool = %pool, family = %done.family, elapsed_ms = elapsed.as_millis() as u64, statement = %text, "slow query");
+        }
+    }
+}
+
+impl Instrumentation for Observe {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if let InstrumentationEvent::StartQuery { query, .. } = event {
-            (self.0).0.fetch_add(1, Ordering::Relaxed);
-            tracing::trace!(target: "sql", statement = %query, "statement");
+        match event {
+            InstrumentationEvent::StartQuery { query, .. } => self.start(query),
+            InstrumentationEvent::FinishQuery { query, error, .. } => {
+                self.finish(query, error.map(|e| e.to_string()))
+            }
+            _ => {}
         }
     }
 }
@@ -83,6 +215,7 @@ impl Instrumentation for CountStatements {
 #[derive(Clone)]
 pub struct Db {
     primary: PgPool,
+    primary_info: Arc<PoolInfo>,
     /// Healthy replicas in rotation; empty when none are configured.
     replicas: Arc<ReplicaRouter>,
 }
@@ -93,7 +226,14 @@ pub type ReadFn<T> = dyn for<'c> Fn(&'c mut AsyncPgConnection) -> BoxFuture<'c, 
     + Send
     + Sync;
 
-pub fn build_pool(url: &str, size: usize, connect_timeout: Duration) -> anyhow::Result<PgPool> {
+/// A pool of `size` connections to `url`, each observed under `info` (statement
+/// metrics and spans; see [`Observe`]).
+pub fn build_pool(
+    url: &str,
+    size: usize,
+    connect_timeout: Duration,
+    info: Arc<PoolInfo>,
+) -> anyhow::Result<PgPool> {
     let mut manager_config = ManagerConfig::default();
     // `Fast` skips the `SELECT 1` that `Verified` sends on every checkout: a dead
     // connection fails its first statement instead, which the read path retries.
@@ -105,19 +245,31 @@ pub fn build_pool(url: &str, size: usize, connect_timeout: Duration) -> anyhow::
         .runtime(deadpool::Runtime::Tokio1)
         .create_timeout(Some(connect_timeout))
         .wait_timeout(Some(connect_timeout * 2))
+        .post_create(deadpool::managed::Hook::sync_fn(
+            move |conn: &mut AsyncPgConnection, _| {
+                conn.set_instrumentation(Observe::new(info.clone(), None));
+                Ok(())
+            },
+        ))
         .build()?)
 }
 
 impl Db {
     /// Builds the pools (lazily connected) and starts the replica health probe.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let primary_info = PoolInfo::new("primary", "primary", &config.database_url);
         let primary = build_pool(
             &config.database_url,
             config.pool_size,
             config.connect_timeout,
+            primary_info.clone(),
         )?;
         let replicas = ReplicaRouter::new(config, primary.clone())?;
-        Ok(Self { primary, replicas })
+        Ok(Self {
+            primary,
+            primary_info,
+            replicas,
+        })
     }
 
     pub fn replicas(&self) -> &Arc<ReplicaRouter> {
@@ -126,7 +278,13 @@ impl Db {
 
     /// A connection to the primary, counted against `counter`.
     pub async fn primary(&self, counter: &StatementCounter) -> Result<PgConn, DbError> {
-        checkout(&self.primary, counter).await
+        checkout(&self.primary, &self.primary_info, counter).await
+    }
+
+    /// Sets the pool and replica gauges (at scrape time).
+    pub fn record_gauges(&self) {
+        pool_gauges(&self.primary_info.label, &self.primary);
+        self.replicas.record_gauges();
     }
 
     /// Runs a read on the server `route` asks for. On a replica, a failure of the replica
@@ -141,7 +299,7 @@ impl Db {
         if route == Route::Replica
             && let Some(replica) = self.replicas.pick()
         {
-            match checkout(&replica.pool, counter).await {
+            match checkout(&replica.pool, &replica.info, counter).await {
                 Ok(mut conn) => match f(&mut conn).await {
                     Ok(value) => return Ok(value),
                     // A bad statement fails the same way on the primary: no retry.
@@ -206,13 +364,31 @@ impl Db {
     }
 }
 
-async fn checkout(pool: &PgPool, counter: &StatementCounter) -> Result<PgConn, DbError> {
+async fn checkout(
+    pool: &PgPool,
+    info: &Arc<PoolInfo>,
+    counter: &StatementCounter,
+) -> Result<PgConn, DbError> {
     let mut conn = pool
         .get()
         .await
         .map_err(|e| DbError::Unavailable(e.to_string()))?;
-    conn.set_instrumentation(CountStatements(counter.clone()));
+    conn.set_instrumentation(Observe::new(info.clone(), Some(counter.clone())));
     Ok(conn)
+}
+
+/// `gateway_db_pool_connections{state}`, `…_max_connections` and `…_waiting` of a pool.
+pub fn pool_gauges(label: &str, pool: &PgPool) {
+    let status = pool.status();
+    let in_use = status.size.saturating_sub(status.available);
+    let label = label.to_string();
+    metrics::gauge!("gateway_db_pool_connections", "pool" => label.clone(), "state" => "in_use")
+        .set(in_use as f64);
+    metrics::gauge!("gateway_db_pool_connections", "pool" => label.clone(), "state" => "idle")
+        .set(status.available as f64);
+    metrics::gauge!("gateway_db_pool_max_connections", "pool" => label.clone())
+        .set(status.max_size as f64);
+    metrics::gauge!("gateway_db_pool_waiting", "pool" => label).set(status.waiting as f64);
 }
 
 /// Errors that say the connection (or the server) is gone, as opposed to a bad statement.

@@ -22,13 +22,15 @@ use diesel::sql_types::{Bool, Nullable, Text};
 use diesel::{QueryableByName, sql_query};
 use serde::Serialize;
 
-use super::{PgPool, build_pool, redact};
+use super::{PgPool, PoolInfo, build_pool, pool_gauges, redact};
 use crate::config::Config;
 
 /// One replica: its pool and what the last probe found.
 pub struct Replica {
     /// The URL without its password, for logs and `/readyz`.
     pub name: String,
+    /// `replica-0`, `replica-1`, … in `DATABASE_REPLICA_URLS` order (metric labels).
+    pub info: Arc<PoolInfo>,
     pub pool: PgPool,
     /// One connection for health probes only.
     probe_pool: PgPool,
@@ -107,11 +109,15 @@ impl ReplicaRouter {
         let replicas = config
             .replica_urls
             .iter()
-            .map(|url| {
+            .enumerate()
+            .map(|(i, url)| {
+                let info = PoolInfo::new(&format!("replica-{i}"), "replica", url);
+                let probe = PoolInfo::new(&format!("replica-{i}-probe"), "probe", url);
                 Ok(Arc::new(Replica {
                     name: redact(url),
-                    pool: build_pool(url, config.pool_size, config.connect_timeout)?,
-                    probe_pool: build_pool(url, 1, config.connect_timeout)?,
+                    pool: build_pool(url, config.pool_size, config.connect_timeout, info.clone())?,
+                    probe_pool: build_pool(url, 1, config.connect_timeout, probe)?,
+                    info,
                     // Out of rotation until the first probe has measured it.
                     healthy: AtomicBool::new(false),
                     lag_ms: AtomicU64::new(u64::MAX),
@@ -145,6 +151,22 @@ impl ReplicaRouter {
     /// Replicas are configured (whether or not they are in the rotation now).
     pub fn configured(&self) -> bool {
         !self.replicas.is_empty()
+    }
+
+    /// Pool gauges of every replica, and `gateway_db_replica_lag_seconds` /
+    /// `gateway_db_replica_healthy` (a replica never measured has no lag series).
+    pub fn record_gauges(&self) {
+        for r in &self.replicas {
+            let label = r.info.label.clone();
+            pool_gauges(&label, &r.pool);
+            let healthy = if r.is_healthy() { 1.0 } else { 0.0 };
+            metrics::gauge!("gateway_db_replica_healthy", "replica" => label.clone()).set(healthy);
+            let lag = r.lag_ms.load(Ordering::Relaxed);
+            if lag != u64::MAX {
+                metrics::gauge!("gateway_db_replica_lag_seconds", "replica" => label)
+                    .set(lag as f64 / 1000.0);
+            }
+        }
     }
 
     pub fn status(&self) -> Vec<ReplicaStatus> {

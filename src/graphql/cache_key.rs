@@ -149,3 +149,110 @@ mod tests {
         );
     }
 }
+
+/// The type and name of the operation a document selects (`operation_name`, or the
+/// first operation), from a scan of its top level: no parse, for naming spans before
+/// the document is parsed. Anonymous shorthand `{ … }` is a query.
+pub fn operation_of(query: &str, operation_name: Option<&str>) -> (&'static str, Option<String>) {
+    let mut found: Vec<(&'static str, Option<String>)> = Vec::new();
+    let mut depth = 0usize;
+    let mut chars = query.char_indices().peekable();
+    // The operation keyword seen at depth 0 whose name may follow.
+    let mut pending: Option<&'static str> = None;
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '#' => while chars.next_if(|(_, c)| *c != '\n').is_some() {},
+            '"' => {
+                // Skip a string (block strings end at the next quote too: close enough
+                // for a top-level scan, which never looks inside selections).
+                let mut escaped = false;
+                for (_, c) in chars.by_ref() {
+                    if escaped {
+                        escaped = false;
+                    } else if c == '\\' {
+                        escaped = true;
+                    } else if c == '"' {
+                        break;
+                    }
+                }
+            }
+            '{' | '(' => {
+                if depth == 0 && c == '{' {
+                    if let Some(ty) = pending.take() {
+                        found.push((ty, None));
+                    } else if found.is_empty() && query[..i].trim().is_empty() {
+                        found.push(("query", None));
+                    }
+                }
+                if depth == 0
+                    && c == '('
+                    && let Some(ty) = pending.take()
+                {
+                    found.push((ty, None));
+                }
+                depth += 1;
+            }
+            '}' | ')' => depth = depth.saturating_sub(1),
+            c if depth == 0 && (c.is_ascii_alphabetic() || c == '_') => {
+                let mut end = i + c.len_utf8();
+                while let Some((j, d)) =
+                    chars.next_if(|(_, d)| d.is_ascii_alphanumeric() || *d == '_')
+                {
+                    end = j + d.len_utf8();
+                }
+                let word = &query[i..end];
+                match (pending, word) {
+                    (None, "query") => pending = Some("query"),
+                    (None, "mutation") => pending = Some("mutation"),
+                    (None, "subscription") => pending = Some("subscription"),
+                    (Some(ty), name) => {
+                        found.push((ty, Some(name.to_string())));
+                        pending = None;
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    let chosen = match operation_name {
+        Some(wanted) => found
+            .iter()
+            .find(|(_, n)| n.as_deref() == Some(wanted))
+            .or(found.first()),
+        None => found.first(),
+    };
+    chosen.cloned().unwrap_or(("query", None))
+}
+
+#[cfg(test)]
+mod operation_tests {
+    use super::operation_of;
+
+    #[test]
+    fn finds_the_selected_operation() {
+        assert_eq!(operation_of("{ shop { name } }", None), ("query", None));
+        assert_eq!(
+            operation_of("query Catalog($n: Int) { products(first: $n) { x } }", None),
+            ("query", Some("Catalog".into()))
+        );
+        assert_eq!(
+            operation_of(
+                "# a comment with query Fake\nquery A { a } mutation B($s: String = \"}\") { b }",
+                Some("B")
+            ),
+            ("mutation", Some("B".into()))
+        );
+        assert_eq!(
+            operation_of(
+                "fragment F on Product { id } query { products { ...F } }",
+                None
+            ),
+            ("query", None)
+        );
+        assert_eq!(
+            operation_of("mutation { cartCreate { cart { id } } }", None),
+            ("mutation", None)
+        );
+    }
+}

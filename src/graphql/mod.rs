@@ -99,27 +99,201 @@ impl Executed {
     }
 }
 
+/// What the execution learned about the operation, for its span and metrics.
+#[derive(Default)]
+struct OperationInfo {
+    /// Passed admission (or was admitted when its cached answer was computed).
+    admitted: bool,
+    op_type: Option<&'static str>,
+    cost: Option<u64>,
+}
+
+/// Runs one storefront request (see [`execute_inner`]) inside a `graphql.operation`
+/// span, and records it in the GraphQL metrics: operations by name, type and outcome,
+/// duration, cost, errors by code. Error responses carry the trace id in
+/// `extensions.traceId` when traces are exported.
+pub async fn execute(
+    app: &Arc<App>,
+    storefront: &Storefront,
+    request: async_graphql::Request,
+    read_only: bool,
+    version: &str,
+) -> Executed {
+    use tracing::Instrument;
+    let started = std::time::Instant::now();
+    let mut request = request;
+    let mut info = OperationInfo::default();
+    // The document of a persisted query is known after this step, and with it the
+    // operation the span is named after (a span's name is fixed once it has children).
+    let resolved = app.persisted.resolve(&app.db, &mut request).await;
+    let span = operation_span(&request, resolved.as_ref().ok());
+    let mut executed = match resolved {
+        Ok(persisted) => {
+            execute_inner(
+                app, storefront, request, persisted, read_only, version, &mut info,
+            )
+            .instrument(span.clone())
+            .await
+        }
+        Err(e) => {
+            let mut response = async_graphql::Response::from_errors(vec![e]);
+            limits::report(&mut response, None, None);
+            Executed::fresh(response)
+        }
+    };
+    let elapsed = started.elapsed();
+    let op_type = info.op_type.unwrap_or("unknown");
+    let operation = crate::telemetry::metrics::operation_label(
+        executed.operation_name.as_deref(),
+        executed.persisted.name.is_some(),
+    );
+    let errors: &[async_graphql::ServerError] = match &mut executed.body {
+        Body::Fresh(response) => {
+            // async-graphql's validation errors come without a code; every error a
+            // client sees has one.
+            if response.data == async_graphql::Value::Null {
+                for error in &mut response.errors {
+                    let ext = error.extensions.get_or_insert_with(Default::default);
+                    if ext.get("code").is_none() {
+                        ext.set("code", "GRAPHQL_VALIDATION_FAILED");
+                    }
+                }
+            }
+            if !response.errors.is_empty()
+                && let Some(trace_id) = crate::telemetry::current_trace_id_of(&span)
+            {
+                for error in &mut response.errors {
+                    error
+                        .extensions
+                        .get_or_insert_with(Default::default)
+                        .set("traceId", trace_id.as_str());
+                }
+            }
+            &response.errors
+        }
+        Body::Shared(_) => &[],
+    };
+    let outcome = if !info.admitted {
+        "rejected"
+    } else if errors.is_empty() {
+        "success"
+    } else {
+        "error"
+    };
+    for error in errors {
+        let code = match error.extensions.as_ref().and_then(|x| x.get("code")) {
+            Some(async_graphql::Value::String(c)) => Some(c.as_str()),
+            _ => None,
+        };
+        let code = crate::telemetry::metrics::error_code_label(code);
+        metrics::counter!("gateway_graphql_errors_total", "code" => code).increment(1);
+        if !info.admitted
+            && let Some(reason) = admission_reason(code)
+        {
+            metrics::counter!("gateway_admission_rejections_total", "reason" => reason)
+                .increment(1);
+        }
+    }
+    metrics::counter!("gateway_graphql_operations_total", "operation" => operation.clone(), "type" => op_type, "outcome" => outcome).increment(1);
+    metrics::histogram!("gateway_graphql_operation_duration_seconds", "operation" => operation.clone(), "type" => op_type)
+        .record(elapsed.as_secs_f64());
+    if let Some(status) = executed.cache_status {
+        let result = if status == "HIT" { "hit" } else { "miss" };
+        metrics::counter!("gateway_cache_requests_total", "cache" => "response", "result" => result)
+            .increment(1);
+    }
+    if let Some(cost) = info.cost {
+        metrics::histogram!("gateway_graphql_operation_cost", "operation" => operation.clone(), "type" => op_type)
+            .record(cost as f64);
+    }
+    if !span.is_none() {
+        span.record("graphql.operation.type", op_type);
+        if let Some(name) = executed.operation_name.as_deref() {
+            span.record("graphql.operation.name", name);
+        }
+        if let Some(cost) = info.cost {
+            span.record("graphql.cost", cost);
+        }
+        span.record("graphql.cache", executed.cache_status.unwrap_or("BYPASS"));
+        span.record("graphql.persisted", executed.persisted.by_hash);
+        if !errors.is_empty() {
+            span.record("graphql.errors", errors.len());
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+    executed
+}
+
+/// The `graphql.operation` span, named `{type} {name}` after the operation the
+/// document selects (OpenTelemetry GraphQL conventions), from a light scan of the
+/// document: the full parse comes later, and only when the cache misses.
+fn operation_span(
+    request: &async_graphql::Request,
+    persisted: Option<&Persisted>,
+) -> tracing::Span {
+    use tracing::field::Empty;
+    if !crate::telemetry::tracing_enabled() {
+        return tracing::Span::none();
+    }
+    let (op_type, scanned) =
+        cache_key::operation_of(&request.query, request.operation_name.as_deref());
+    let name = persisted
+        .and_then(|p| p.name.clone())
+        .or_else(|| request.operation_name.clone())
+        .or(scanned);
+    let span_name = match &name {
+        Some(n) => format!("{op_type} {n}"),
+        None => op_type.to_string(),
+    };
+    let span = tracing::info_span!(
+        "graphql.operation",
+        otel.name = %span_name,
+        graphql.operation.name = Empty,
+        graphql.operation.type = Empty,
+        graphql.document.hash = Empty,
+        graphql.cost = Empty,
+        graphql.cache = Empty,
+        graphql.persisted = Empty,
+        graphql.errors = Empty,
+        otel.status_code = Empty,
+    );
+    if !request.query.is_empty() {
+        use sha2::Digest;
+        let hash = hex::encode(sha2::Sha256::digest(request.query.as_bytes()));
+        span.record("graphql.document.hash", hash.as_str());
+    }
+    span
+}
+
+/// The `reason` label of an admission refusal, from its error code.
+fn admission_reason(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "MAX_DEPTH_EXCEEDED" => "depth",
+        "MAX_COST_EXCEEDED" => "cost",
+        "MAX_ALIASES_EXCEEDED" => "aliases",
+        "MAX_ROOT_FIELDS_EXCEEDED" => "root_fields",
+        "MAX_TOKENS_EXCEEDED" => "tokens",
+        "MAX_PAGE_SIZE_EXCEEDED" => "page_size",
+        "FRAGMENT_CYCLE" => "other",
+        _ => return None,
+    })
+}
+
 /// Runs one storefront request: persisted query, admission (limits, cost, route,
 /// `@inContext`), the response cache for shareable queries, execution with the request's
 /// loaders, and the cost report.
 ///
 /// `read_only` (GET requests) refuses mutations with the code `METHOD_NOT_ALLOWED`.
 /// `version` is the API version of the path (part of the cache key).
-pub async fn execute(
+async fn execute_inner(
     app: &Arc<App>,
     storefront: &Storefront,
     mut request: async_graphql::Request,
+    persisted: Persisted,
     read_only: bool,
     version: &str,
+    info: &mut OperationInfo,
 ) -> Executed {
-    let persisted = match app.persisted.resolve(&app.db, &mut request).await {
-        Ok(p) => p,
-        Err(e) => {
-            let mut response = async_graphql::Response::from_errors(vec![e]);
-            limits::report(&mut response, None, None);
-            return Executed::fresh(response);
-        }
-    };
     // `QUERY_STATS` measures the database work of each request: such requests skip the cache.
     let cacheable = app.cache.active() && !app.config.query_stats;
     // A request answered before (same version, document, operation and variables) is
@@ -130,6 +304,8 @@ pub async fn execute(
         && let Some(entry) = app.cache.get(key).await
     {
         let operation_name = persisted.name.clone().or_else(|| entry.operation.clone());
+        info.admitted = true;
+        info.op_type = Some("query");
         return Executed {
             body: Body::Shared(entry),
             cache_status: Some("HIT"),
@@ -162,6 +338,13 @@ pub async fn execute(
         }
         Ok(admitted) => admitted,
     };
+    info.admitted = true;
+    info.op_type = Some(if admitted.mutation {
+        "mutation"
+    } else {
+        "query"
+    });
+    info.cost = Some(admitted.requested_cost);
     let operation_name = persisted
         .name
         .clone()

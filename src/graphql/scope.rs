@@ -161,11 +161,17 @@ pub fn request_data(
             scope: scope.clone(),
         },
         move |batch| {
+            use tracing::Instrument;
             let gate = batch_gate.clone();
-            tokio::spawn(async move {
-                gate.wait_idle().await;
-                batch.await
-            })
+            // The batch's statements belong to the request's trace.
+            let span = tracing::Span::current();
+            tokio::spawn(
+                async move {
+                    gate.wait_idle().await;
+                    batch.await
+                }
+                .instrument(span),
+            )
         },
         HashMapCache::default(),
     )

@@ -55,6 +55,7 @@ pub fn router(app: Arc<App>) -> anyhow::Result<(Router, Arc<AtomicBool>)> {
         .route("/graphql", graphql_routes.clone())
         .route("/api/{version}/graphql.json", graphql_routes)
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics_endpoint))
         .route("/readyz", get(readyz))
         .route(
             "/checkouts/c/{token}",
@@ -83,8 +84,10 @@ pub fn router(app: Arc<App>) -> anyhow::Result<(Router, Arc<AtomicBool>)> {
             StatusCode::GATEWAY_TIMEOUT,
             app.config.request_timeout,
         ))
-        // Outermost, so it also sees the rejections of the layers above.
-        .layer(axum::middleware::map_response(graphql_shaped_rejections));
+        // Outside the limits, so it also sees the rejections of the layers above.
+        .layer(axum::middleware::map_response(graphql_shaped_rejections))
+        // Outermost: the server span and the request metrics cover everything.
+        .layer(axum::middleware::from_fn(observe));
     Ok((router, draining))
 }
 
@@ -95,11 +98,136 @@ fn wants_html(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("text/html"))
 }
 
-/// A GraphQL-shaped error for requests that never reached the executor.
+/// A GraphQL-shaped error for requests that never reached the executor (with the trace
+/// id when traces are exported).
 fn request_error(status: StatusCode, code: &str, message: String) -> Response {
-    let body =
-        serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    metrics::counter!(
+        "gateway_graphql_errors_total",
+        "code" => crate::telemetry::metrics::error_code_label(Some(code))
+    )
+    .increment(1);
+    let mut extensions = serde_json::json!({ "code": code });
+    if let Some(trace_id) = crate::telemetry::current_trace_id() {
+        extensions["traceId"] = trace_id.into();
+    }
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": extensions }] });
     (status, Json(body)).into_response()
+}
+
+/// Counts a request in flight until dropped (also when the client hangs up).
+struct InFlight;
+
+impl InFlight {
+    fn new() -> Self {
+        metrics::gauge!("gateway_http_requests_in_flight").increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("gateway_http_requests_in_flight").decrement(1.0);
+    }
+}
+
+/// The HTTP server span (OpenTelemetry HTTP conventions; the parent comes from the
+/// request's `traceparent`) and `gateway_http_request_duration_seconds`. Health checks
+/// and scrapes are measured but not traced.
+async fn observe(request: Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument;
+    use tracing::field::Empty;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let started = std::time::Instant::now();
+    let _in_flight = InFlight::new();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = request.method().clone();
+    let traced = crate::telemetry::tracing_enabled()
+        && !matches!(route.as_str(), "/metrics" | "/healthz" | "/readyz");
+    let span = if traced {
+        let version = format!("{:?}", request.version());
+        let span = tracing::info_span!(
+            "http.request",
+            otel.name = %format!("{method} {route}"),
+            otel.kind = "server",
+            otel.status_code = Empty,
+            http.request.method = %method,
+            http.route = %route,
+            http.response.status_code = Empty,
+            url.path = %request.uri().path(),
+            url.scheme = "http",
+            network.protocol.name = "http",
+            network.protocol.version = version.trim_start_matches("HTTP/"),
+            user_agent.original = request
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+        );
+        let _ = span.set_parent(crate::telemetry::propagation::extract(request.headers()));
+        span
+    } else {
+        tracing::Span::none()
+    };
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
+    metrics::histogram!(
+        "gateway_http_request_duration_seconds",
+        "route" => route,
+        "method" => method.as_str().to_string(),
+        "status_class" => crate::telemetry::metrics::status_class(status)
+    )
+    .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `GET /metrics`: the Prometheus text exposition, with the pool, replica and Redis
+/// gauges read now. 404 when `METRICS_ENABLED=false`.
+async fn metrics_endpoint(State(state): State<HttpState>) -> Response {
+    metrics_response(Some(&state.app))
+}
+
+/// The router of `METRICS_ADDR`: `/metrics` and `/healthz` (a worker has no app: its
+/// job gauges are set by the workers themselves).
+pub fn metrics_router(app: Option<Arc<App>>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let app = app.clone();
+                async move { metrics_response(app.as_deref()) }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+}
+
+pub fn metrics_response(app: Option<&App>) -> Response {
+    if let Some(app) = app {
+        app.db.record_gauges();
+        app.cache.record_gauges();
+    }
+    match crate::telemetry::metrics::render() {
+        Some(text) => (
+            [(
+                header::CONTENT_TYPE,
+                crate::telemetry::metrics::CONTENT_TYPE,
+            )],
+            text,
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "metrics are off (METRICS_ENABLED=false)\n",
+        )
+            .into_response(),
+    }
 }
 
 /// Middleware rejections (body too large, timeout) answered as GraphQL errors, so clients

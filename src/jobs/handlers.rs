@@ -2,6 +2,7 @@
 //! for one job (at-least-once delivery), and the second run changes nothing.
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -164,17 +165,48 @@ impl Handlers {
         };
         let signature =
             crate::signing::sign(secret, chrono::Utc::now().timestamp(), body.as_bytes());
+        // A client span; the subscriber receives its `traceparent`, so its own trace
+        // continues the order's.
+        let span = if crate::telemetry::tracing_enabled() {
+            let host = url::Url::parse(&url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_default();
+            tracing::info_span!(
+                "webhook.deliver",
+                otel.name = "POST",
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+                http.request.method = "POST",
+                server.address = %host,
+                webhook.event = %event,
+                http.response.status_code = tracing::field::Empty,
+            )
+        } else {
+            tracing::Span::none()
+        };
+        let mut headers = reqwest::header::HeaderMap::new();
+        span.in_scope(|| crate::telemetry::propagation::inject_current(&mut headers));
         let response = self
             .http
             .post(&url)
+            .headers(headers)
             .header("content-type", "application/json")
             .header("webhook-id", &webhook_id)
             .header("webhook-event", &event)
             .header("webhook-signature", signature)
             .body(body)
             .send()
+            .instrument(span.clone())
             .await
-            .map_err(|e| JobError::retry(format!("webhook to {url}: {e}")))?;
+            .map_err(|e| {
+                span.record("otel.status_code", "ERROR");
+                JobError::retry(format!("webhook to {url}: {e}"))
+            })?;
+        span.record("http.response.status_code", response.status().as_u16());
+        if !response.status().is_success() {
+            span.record("otel.status_code", "ERROR");
+        }
         if response.status().is_success() {
             Ok(())
         } else {

@@ -112,16 +112,19 @@ struct IdRow {
 /// returns their ids.
 pub async fn enqueue(conn: &mut AsyncPgConnection, jobs: &[NewJob]) -> QueryResult<Vec<i64>> {
     let mut ids = Vec::with_capacity(jobs.len());
+    // The job's span will link to the span that enqueued it.
+    let trace_context = crate::telemetry::propagation::current_as_map();
     for job in jobs {
         let row: IdRow = diesel::sql_query(
-            "INSERT INTO jobs (queue, kind, payload, run_at, max_attempts) \
-             VALUES ($1, $2, $3, COALESCE($4, now()), $5) RETURNING id",
+            "INSERT INTO jobs (queue, kind, payload, run_at, max_attempts, trace_context) \
+             VALUES ($1, $2, $3, COALESCE($4, now()), $5, $6) RETURNING id",
         )
         .bind::<Text, _>(job.kind.queue())
         .bind::<Text, _>(job.kind.name())
         .bind::<Jsonb, _>(&job.payload)
         .bind::<Nullable<Timestamptz>, _>(job.run_at)
         .bind::<Integer, _>(job.max_attempts)
+        .bind::<Nullable<Jsonb>, _>(&trace_context)
         .get_result(conn)
         .await?;
         ids.push(row.id);

@@ -66,6 +66,9 @@ pub struct ClaimedJob {
     pub attempts: i32,
     #[diesel(sql_type = Integer)]
     pub max_attempts: i32,
+    /// The enqueuing request's trace context (`traceparent`, `baggage`).
+    #[diesel(sql_type = diesel::sql_types::Nullable<Jsonb>)]
+    pub trace_context: Option<Value>,
 }
 
 /// A unique name for this worker process, recorded in `jobs.locked_by`.
@@ -118,8 +121,46 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
+    let gauges = crate::telemetry::metrics::enabled()
+        .then(|| tokio::spawn(report_queues(pool.clone(), shutdown.clone())));
     while loops.join_next().await.is_some() {}
+    if let Some(g) = gauges {
+        g.abort();
+    }
     tracing::info!(worker = %id, "job workers stopped");
+}
+
+/// Every 5 s: `gateway_jobs{queue,state}`, `gateway_jobs_oldest_age_seconds{queue}` and
+/// the job pool's gauges. Queues and states without jobs report 0.
+async fn report_queues(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        crate::db::pool_gauges("jobs", &pool);
+        let stats = match pool.get().await {
+            Ok(mut conn) => super::stats(&mut conn).await,
+            Err(e) => {
+                tracing::debug!(error = %e, "job queue stats: no connection");
+                continue;
+            }
+        };
+        let Ok(stats) = stats else { continue };
+        for queue in super::QUEUES {
+            let mut oldest = 0.0;
+            for state in ["queued", "running", "dead"] {
+                let found = stats.iter().find(|s| s.queue == *queue && s.state == state);
+                let n = found.map_or(0, |s| s.jobs);
+                if state == "queued" {
+                    oldest = found.map_or(0.0, |s| s.oldest_age_seconds);
+                }
+                metrics::gauge!("gateway_jobs", "queue" => *queue, "state" => state).set(n as f64);
+            }
+            metrics::gauge!("gateway_jobs_oldest_age_seconds", "queue" => *queue).set(oldest);
+        }
+    }
 }
 
 async fn queue_loop(
@@ -223,7 +264,7 @@ async fn claim(
          WHERE id IN (SELECT id FROM jobs \
                       WHERE queue = $3 AND state = 'queued' AND run_at <= now() \
                       ORDER BY run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
-         RETURNING id, kind, payload, attempts, max_attempts",
+         RETURNING id, kind, payload, attempts, max_attempts, trace_context",
     )
     .bind::<Text, _>(worker)
     .bind::<Double, _>(lease.as_secs_f64())
@@ -261,10 +302,35 @@ async fn run_one(
     timeout: Duration,
 ) {
     use tracing::Instrument;
-    let span = tracing::info_span!("job", id = job.id, kind = %job.kind, attempt = job.attempts);
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    // A trace of its own (a job can run long after, and many times), linked to the
+    // request that enqueued it.
+    let span = tracing::info_span!(
+        parent: None,
+        "job",
+        otel.name = %format!("job {}", job.kind),
+        otel.kind = "consumer",
+        otel.status_code = tracing::field::Empty,
+        id = job.id,
+        kind = %job.kind,
+        attempt = job.attempts,
+        messaging.system = "postgresql",
+        messaging.destination.name = %queue_of(&job.kind),
+    );
+    if let Some(link) = job
+        .trace_context
+        .as_ref()
+        .and_then(crate::telemetry::propagation::span_context_of)
+    {
+        span.add_link(link);
+    }
     run_attempt(pool, handlers, config, worker, job, timeout)
         .instrument(span)
         .await
+}
+
+fn queue_of(kind: &str) -> &'static str {
+    Kind::from_name(kind).map_or("unknown", Kind::queue)
 }
 
 async fn run_attempt(
@@ -275,6 +341,7 @@ async fn run_attempt(
     job: &ClaimedJob,
     timeout: Duration,
 ) {
+    let started = std::time::Instant::now();
     let outcome = match Kind::from_name(&job.kind) {
         None => Err(JobError::permanent(format!(
             "unknown job kind {:?}",
@@ -288,6 +355,20 @@ async fn run_attempt(
             ))),
         },
     };
+    let queue = queue_of(&job.kind);
+    let kind = Kind::from_name(&job.kind).map_or("unknown", Kind::name);
+    metrics::histogram!("gateway_job_duration_seconds", "queue" => queue, "kind" => kind)
+        .record(started.elapsed().as_secs_f64());
+    let run_outcome = match &outcome {
+        Ok(()) => "success",
+        Err(e) if e.permanent || job.attempts >= job.max_attempts => "dead",
+        Err(_) => "retry",
+    };
+    metrics::counter!("gateway_job_runs_total", "queue" => queue, "kind" => kind, "outcome" => run_outcome)
+        .increment(1);
+    if outcome.is_err() {
+        tracing::Span::current().record("otel.status_code", "ERROR");
+    }
     let result = match &outcome {
         Ok(()) => complete(pool, job, worker).await,
         Err(e) => fail(pool, job, worker, e, config).await,

@@ -3,6 +3,7 @@
 //! gateway over HTTP exactly as a storefront would.
 #![allow(dead_code)]
 
+pub mod otlp;
 pub mod proxy;
 pub mod shop;
 pub mod smtp;
