@@ -91,7 +91,17 @@ impl App {
     ) -> Result<(CheckoutOutcome, PgConn), DbError> {
         use tracing::Instrument;
         let app = self.clone();
-        let span = tracing::Span::current();
+        // The checkout's own span: its statements and payment calls nest under it, and
+        // its outcome is an attribute (a cut-off request's trace still shows the end).
+        let span = if crate::telemetry::child_spans() {
+            tracing::info_span!(
+                "checkout.complete",
+                checkout.outcome = tracing::field::Empty,
+                checkout.order = tracing::field::Empty,
+            )
+        } else {
+            tracing::Span::none()
+        };
         let task = self.background.spawn(
             async move {
                 let outcome = checkout::complete(
@@ -103,7 +113,15 @@ impl App {
                     app.payments.default_provider().as_ref(),
                 )
                 .await;
-                checkout::record_outcome(&outcome);
+                let label = checkout::record_outcome(&outcome);
+                let current = tracing::Span::current();
+                current.record("checkout.outcome", label.as_str());
+                if let Ok(CheckoutOutcome {
+                    order: Some(order), ..
+                }) = &outcome
+                {
+                    current.record("checkout.order", order.id);
+                }
                 outcome.map(|o| (o, conn))
             }
             .instrument(span),

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -523,4 +524,79 @@ async fn an_unreachable_collector_changes_nothing_for_clients() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sampler_from_the_environment_decides_per_trace() {
+    let receiver = Receiver::grpc().await;
+    let db = TestDb::new(3).await;
+    let mut env = gateway_env(&receiver, "grpc", &db);
+    env.retain(|(k, _)| *k != "DATABASE_REPLICA_URLS" && *k != "CACHE_ENABLED");
+    env.push(("CACHE_ENABLED", "false".into()));
+    env.push(("OTEL_TRACES_SAMPLER", "parentbased_traceidratio".into()));
+    env.push(("OTEL_TRACES_SAMPLER_ARG", "0.1".into()));
+    let gateway = Process::spawn(&db, "serve", &env).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/graphql", gateway.base);
+    for _ in 0..300 {
+        let r = client
+            .post(&url)
+            .json(&json!({ "query": QUERY }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // A parent's decision wins over the ratio, both ways.
+    let (sampled, sampled_trace, _) = traceparent();
+    let (unsampled, unsampled_trace, _) = traceparent();
+    let unsampled = unsampled.replace("-01", "-00");
+    for header in [&sampled, &unsampled] {
+        client
+            .post(&url)
+            .header("traceparent", header)
+            .json(&json!({ "query": QUERY }))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(
+        common::eventually(Duration::from_secs(20), || async {
+            !receiver.received.of_trace(&sampled_trace).is_empty()
+        })
+        .await,
+        "a request whose parent was sampled was not traced"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let spans = receiver.received.spans();
+    assert!(
+        spans.iter().all(|s| s.trace_id != unsampled_trace),
+        "an unsampled parent was traced"
+    );
+    let roots: Vec<&ReceivedSpan> = spans
+        .iter()
+        .filter(|s| s.name == "POST /graphql" && s.trace_id != sampled_trace)
+        .collect();
+    // 300 requests at 10 %: 30 expected; [8, 65] holds with overwhelming probability.
+    assert!(
+        (8..=65).contains(&roots.len()),
+        "{} of 300 requests traced at a ratio of 0.1",
+        roots.len()
+    );
+    // A sampled request is traced whole; an unsampled one leaves nothing behind.
+    for root in &roots {
+        let trace = receiver.received.of_trace(&root.trace_id);
+        assert!(trace.iter().any(|s| s.name == "query Catalog"), "{trace:?}");
+        assert!(trace.iter().any(|s| {
+            s.attributes
+                .get("db.system.name")
+                .is_some_and(|v| v == "postgresql")
+        }));
+    }
+    let traced: BTreeSet<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
+    assert_eq!(
+        traced.len(),
+        roots.len() + 1,
+        "spans outside the sampled requests' traces"
+    );
 }

@@ -237,7 +237,7 @@ impl RedisTier {
         F: std::future::Future<Output = Result<T, Error>>,
     {
         use tracing::Instrument;
-        let span = if crate::telemetry::tracing_enabled() {
+        let span = if crate::telemetry::child_spans() {
             tracing::info_span!(
                 "redis.command",
                 otel.name = what,

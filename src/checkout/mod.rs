@@ -551,7 +551,7 @@ fn note_payment(provider: &'static str, outcome: &'static str) {
 
 /// `gateway_checkouts_total{outcome}` and `gateway_stock_outs_total` for a finished
 /// checkout attempt.
-pub fn record_outcome(outcome: &Result<CheckoutOutcome, DbError>) {
+pub fn record_outcome(outcome: &Result<CheckoutOutcome, DbError>) -> String {
     let label = match outcome {
         Ok(CheckoutOutcome { order: Some(_), .. }) => "completed".to_string(),
         Ok(CheckoutOutcome { user_errors, .. }) => {
@@ -567,7 +567,8 @@ pub fn record_outcome(outcome: &Result<CheckoutOutcome, DbError>) {
         }
         Err(_) => "error".to_string(),
     };
-    metrics::counter!("gateway_checkouts_total", "outcome" => label).increment(1);
+    metrics::counter!("gateway_checkouts_total", "outcome" => label.clone()).increment(1);
+    label
 }
 
 /// The order a previous attempt with this key created for this cart, or the key-reused

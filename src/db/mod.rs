@@ -133,11 +133,24 @@ impl Observe {
         if let Some(c) = &self.counter {
             c.0.fetch_add(1, Ordering::Relaxed);
         }
+        let traced = crate::telemetry::child_spans();
+        let observed = traced
+            || crate::telemetry::metrics::enabled()
+            || tracing::enabled!(target: "sql", tracing::Level::TRACE);
+        if !observed {
+            // Nothing reads the statement: skip rendering it.
+            self.in_flight.push_back(InFlight {
+                started: std::time::Instant::now(),
+                family: String::new(),
+                span: tracing::Span::none(),
+            });
+            return;
+        }
         let rendered = query.to_string();
         let text = sql::statement_text(&rendered);
         tracing::trace!(target: "sql", statement = %text, "statement");
         let family = sql::family(text);
-        let span = if crate::telemetry::tracing_enabled() {
+        let span = if traced {
             let (operation, collection) = match family.split_once(' ') {
                 Some((op, table)) => (op.to_ascii_uppercase(), table),
                 None => (family.to_ascii_uppercase(), ""),

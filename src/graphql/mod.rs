@@ -173,7 +173,17 @@ pub async fn execute(
         }
         Body::Shared(_) => &[],
     };
-    let outcome = if !info.admitted {
+    // Errors the gateway caused (not the client) count apart: they spend the SLO.
+    let server_failed = errors.iter().any(|e| {
+        matches!(
+            e.extensions.as_ref().and_then(|x| x.get("code")),
+            Some(async_graphql::Value::String(c))
+                if matches!(c.as_str(), "INTERNAL_SERVER_ERROR" | "SERVICE_UNAVAILABLE" | "TIMEOUT")
+        )
+    });
+    let outcome = if server_failed {
+        "server_error"
+    } else if !info.admitted {
         "rejected"
     } else if errors.is_empty() {
         "success"
@@ -216,6 +226,7 @@ pub async fn execute(
         }
         span.record("graphql.cache", executed.cache_status.unwrap_or("BYPASS"));
         span.record("graphql.persisted", executed.persisted.by_hash);
+        span.record("graphql.outcome", outcome);
         if !errors.is_empty() {
             span.record("graphql.errors", errors.len());
             span.record("otel.status_code", "ERROR");
@@ -232,7 +243,7 @@ fn operation_span(
     persisted: Option<&Persisted>,
 ) -> tracing::Span {
     use tracing::field::Empty;
-    if !crate::telemetry::tracing_enabled() {
+    if !crate::telemetry::child_spans() {
         return tracing::Span::none();
     }
     let (op_type, scanned) =
@@ -255,6 +266,7 @@ fn operation_span(
         graphql.cache = Empty,
         graphql.persisted = Empty,
         graphql.errors = Empty,
+        graphql.outcome = Empty,
         otel.status_code = Empty,
     );
     if !request.query.is_empty() {

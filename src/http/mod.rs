@@ -147,7 +147,13 @@ async fn observe(request: Request, next: axum::middleware::Next) -> Response {
     let method = request.method().clone();
     let traced = crate::telemetry::tracing_enabled()
         && !matches!(route.as_str(), "/metrics" | "/healthz" | "/readyz");
-    let span = if traced {
+    // The sampling decision comes first: an unsampled request makes no span at all.
+    let parent = if traced && request.headers().contains_key("traceparent") {
+        crate::telemetry::propagation::extract(request.headers())
+    } else {
+        opentelemetry::Context::new()
+    };
+    let span = if traced && crate::telemetry::sample(&parent) {
         let version = format!("{:?}", request.version());
         let span = tracing::info_span!(
             "http.request",
@@ -167,7 +173,7 @@ async fn observe(request: Request, next: axum::middleware::Next) -> Response {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or(""),
         );
-        let _ = span.set_parent(crate::telemetry::propagation::extract(request.headers()));
+        let _ = span.set_parent(parent);
         span
     } else {
         tracing::Span::none()

@@ -167,7 +167,7 @@ impl Handlers {
             crate::signing::sign(secret, chrono::Utc::now().timestamp(), body.as_bytes());
         // A client span; the subscriber receives its `traceparent`, so its own trace
         // continues the order's.
-        let span = if crate::telemetry::tracing_enabled() {
+        let span = if crate::telemetry::child_spans() {
             let host = url::Url::parse(&url)
                 .ok()
                 .and_then(|u| u.host_str().map(str::to_string))

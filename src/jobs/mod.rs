@@ -53,17 +53,17 @@ impl Kind {
         }
     }
 
+    pub const ALL: [Kind; 6] = [
+        Kind::PaymentEvent,
+        Kind::ExpireReservation,
+        Kind::OrderConfirmation,
+        Kind::Invoice,
+        Kind::OrderWebhook,
+        Kind::ImportCsv,
+    ];
+
     pub fn from_name(name: &str) -> Option<Kind> {
-        [
-            Kind::PaymentEvent,
-            Kind::ExpireReservation,
-            Kind::OrderConfirmation,
-            Kind::Invoice,
-            Kind::OrderWebhook,
-            Kind::ImportCsv,
-        ]
-        .into_iter()
-        .find(|k| k.name() == name)
+        Self::ALL.into_iter().find(|k| k.name() == name)
     }
 
     pub fn queue(self) -> &'static str {

@@ -121,6 +121,13 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
+    // Every run series exists from the start, so the first dead job is an increase.
+    for kind in super::Kind::ALL {
+        for outcome in ["success", "retry", "dead"] {
+            metrics::counter!("gateway_job_runs_total", "queue" => kind.queue(), "kind" => kind.name(), "outcome" => outcome)
+                .increment(0);
+        }
+    }
     let gauges = crate::telemetry::metrics::enabled()
         .then(|| tokio::spawn(report_queues(pool.clone(), shutdown.clone())));
     while loops.join_next().await.is_some() {}
@@ -304,26 +311,32 @@ async fn run_one(
     use tracing::Instrument;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     // A trace of its own (a job can run long after, and many times), linked to the
-    // request that enqueued it.
-    let span = tracing::info_span!(
-        parent: None,
-        "job",
-        otel.name = %format!("job {}", job.kind),
-        otel.kind = "consumer",
-        otel.status_code = tracing::field::Empty,
-        id = job.id,
-        kind = %job.kind,
-        attempt = job.attempts,
-        messaging.system = "postgresql",
-        messaging.destination.name = %queue_of(&job.kind),
-    );
-    if let Some(link) = job
-        .trace_context
-        .as_ref()
-        .and_then(crate::telemetry::propagation::span_context_of)
-    {
-        span.add_link(link);
-    }
+    // request that enqueued it; sampled like a request without a parent.
+    let span = if crate::telemetry::sample(&opentelemetry::Context::new()) {
+        let span = tracing::info_span!(
+            parent: None,
+            "job",
+            otel.name = %format!("job {}", job.kind),
+            otel.kind = "consumer",
+            otel.status_code = tracing::field::Empty,
+            id = job.id,
+            kind = %job.kind,
+            attempt = job.attempts,
+            messaging.system = "postgresql",
+            messaging.destination.name = %queue_of(&job.kind),
+        );
+        if let Some(link) = job
+            .trace_context
+            .as_ref()
+            .and_then(crate::telemetry::propagation::span_context_of)
+        {
+            span.add_link(link);
+        }
+        span
+    } else {
+        // Not traced, but log lines still say which job they are about.
+        tracing::info_span!(target: crate::telemetry::LOG_ONLY, parent: None, "job", id = job.id, kind = %job.kind, attempt = job.attempts)
+    };
     run_attempt(pool, handlers, config, worker, job, timeout)
         .instrument(span)
         .await

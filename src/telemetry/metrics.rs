@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
 use metrics::{describe_counter, describe_gauge, describe_histogram, gauge};
@@ -14,7 +14,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0,
 ];
 const COST_BUCKETS: &[f64] = &[
     1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 25000.0, 100000.0,
@@ -24,7 +24,7 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 static PROCESS: OnceLock<metrics_process::Collector> = OnceLock::new();
 static SLOW_QUERY_MICROS: AtomicU64 = AtomicU64::new(200_000);
 static MAX_OPERATIONS: AtomicUsize = AtomicUsize::new(200);
-static OPERATIONS: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+static OPERATIONS: OnceLock<RwLock<HashSet<String>>> = OnceLock::new();
 
 /// The operation label of anonymous operations.
 pub const ANONYMOUS: &str = "__anonymous";
@@ -115,11 +115,15 @@ pub fn operation_label(name: Option<&str>, registered: bool) -> String {
     if name.len() > 128 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return OTHER.into();
     }
-    let seen = OPERATIONS.get_or_init(|| Mutex::new(HashSet::new()));
-    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
-    if seen.contains(name) {
+    let seen = OPERATIONS.get_or_init(|| RwLock::new(HashSet::new()));
+    if seen
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(name)
+    {
         return name.into();
     }
+    let mut seen = seen.write().unwrap_or_else(|e| e.into_inner());
     if registered || seen.len() < MAX_OPERATIONS.load(Ordering::Relaxed) {
         seen.insert(name.to_string());
         return name.into();
