@@ -696,9 +696,25 @@ async fn operation_labels_stay_bounded_whatever_clients_send() {
         let q = format!("query Op{i} {{ products(first: 1) {{ edges {{ node {{ id }} }} }} }}");
         gql_at(&client, &gateway.base, &q, json!({})).await;
     }
+    // Made-up methods collapse into one label value.
+    for i in 0..5 {
+        let method = reqwest::Method::from_bytes(format!("FOO{i}").as_bytes()).unwrap();
+        client
+            .request(method, format!("{}/graphql", gateway.base))
+            .send()
+            .await
+            .unwrap();
+    }
     let text = get_text(&format!("{}/metrics", gateway.base))
         .await
         .unwrap();
+    let methods: BTreeSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("gateway_http_request_duration_seconds_count{"))
+        .filter_map(|l| l.split("method=\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(methods.contains("_OTHER"), "{methods:?}");
+    assert!(methods.iter().all(|m| !m.starts_with("FOO")), "{methods:?}");
     let names: BTreeSet<&str> = text
         .lines()
         .filter(|l| l.starts_with("gateway_graphql_operations_total{"))

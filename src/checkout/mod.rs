@@ -944,71 +944,84 @@ pub async fn process_payment_event(
     event_id: &str,
     hooks: &[String],
 ) -> QueryResult<EventOutcome> {
-    conn.transaction(async |conn| {
-        let Some((kind, reference, processed)) = payment_events::table
-            .find((provider, event_id))
-            .select((
-                payment_events::event_type,
-                payment_events::reference,
-                payment_events::processed_at.is_not_null(),
-            ))
-            .for_update()
-            .first::<(String, String, bool)>(conn)
-            .await
-            .optional()?
-        else {
-            return Ok(EventOutcome::Done("unknown event".into()));
-        };
-        if processed {
-            return Ok(EventOutcome::Done("already processed".into()));
-        }
-        let order: Option<(i64, String)> = ot::table
-            .filter(ot::payment_provider.eq(provider))
-            .filter(ot::payment_reference.eq(&reference))
-            .select((ot::id, ot::status))
-            .first(conn)
-            .await
-            .optional()?;
-        let Some((id, status)) = order else {
-            return Ok(EventOutcome::OrderNotYetKnown);
-        };
-        let transition = match kind.as_str() {
-            "payment.succeeded" => orders::mark_paid(conn, id, hooks).await?,
-            "payment.failed" => orders::cancel_pending(conn, id, "PAYMENT_FAILED", hooks).await?,
-            "payment.expired" => orders::cancel_pending(conn, id, "PAYMENT_EXPIRED", hooks).await?,
-            _ => orders::Transition::AlreadySettled,
-        };
-        let outcome = match transition {
-            orders::Transition::Applied => {
-                let outcome = match kind.as_str() {
-                    "payment.succeeded" => "paid",
-                    "payment.failed" => "failed",
-                    _ => "expired",
-                };
-                metrics::counter!("gateway_payments_total", "provider" => provider.to_string(), "outcome" => outcome)
-                    .increment(1);
-                format!("{kind} applied to order {id}")
+    // Counted once the transaction committed (a rolled-back attempt is retried).
+    let applied = std::sync::Mutex::new(None::<&'static str>);
+    let result = conn
+        .transaction(async |conn| {
+            let Some((kind, reference, processed)) = payment_events::table
+                .find((provider, event_id))
+                .select((
+                    payment_events::event_type,
+                    payment_events::reference,
+                    payment_events::processed_at.is_not_null(),
+                ))
+                .for_update()
+                .first::<(String, String, bool)>(conn)
+                .await
+                .optional()?
+            else {
+                return Ok(EventOutcome::Done("unknown event".into()));
+            };
+            if processed {
+                return Ok(EventOutcome::Done("already processed".into()));
             }
-            orders::Transition::AlreadySettled => {
-                if kind == "payment.succeeded" && status == "CANCELLED" {
-                    tracing::warn!(
-                        order = id,
-                        "payment succeeded for an order that was cancelled; it needs a refund"
-                    );
+            let order: Option<(i64, String)> = ot::table
+                .filter(ot::payment_provider.eq(provider))
+                .filter(ot::payment_reference.eq(&reference))
+                .select((ot::id, ot::status))
+                .first(conn)
+                .await
+                .optional()?;
+            let Some((id, status)) = order else {
+                return Ok(EventOutcome::OrderNotYetKnown);
+            };
+            let transition = match kind.as_str() {
+                "payment.succeeded" => orders::mark_paid(conn, id, hooks).await?,
+                "payment.failed" => {
+                    orders::cancel_pending(conn, id, "PAYMENT_FAILED", hooks).await?
                 }
-                format!("order {id} was already {status}")
-            }
-        };
-        diesel::update(payment_events::table.find((provider, event_id)))
-            .set((
-                payment_events::processed_at.eq(diesel::dsl::now),
-                payment_events::outcome.eq(&outcome),
-            ))
-            .execute(conn)
-            .await?;
-        Ok(EventOutcome::Done(outcome))
-    })
-    .await
+                "payment.expired" => {
+                    orders::cancel_pending(conn, id, "PAYMENT_EXPIRED", hooks).await?
+                }
+                _ => orders::Transition::AlreadySettled,
+            };
+            let outcome = match transition {
+                orders::Transition::Applied => {
+                    let outcome = match kind.as_str() {
+                        "payment.succeeded" => "paid",
+                        "payment.failed" => "failed",
+                        _ => "expired",
+                    };
+                    *applied.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+                    format!("{kind} applied to order {id}")
+                }
+                orders::Transition::AlreadySettled => {
+                    if kind == "payment.succeeded" && status == "CANCELLED" {
+                        tracing::warn!(
+                            order = id,
+                            "payment succeeded for an order that was cancelled; it needs a refund"
+                        );
+                    }
+                    format!("order {id} was already {status}")
+                }
+            };
+            diesel::update(payment_events::table.find((provider, event_id)))
+                .set((
+                    payment_events::processed_at.eq(diesel::dsl::now),
+                    payment_events::outcome.eq(&outcome),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(EventOutcome::Done(outcome))
+        })
+        .await;
+    if result.is_ok()
+        && let Some(outcome) = applied.into_inner().unwrap_or_else(|e| e.into_inner())
+    {
+        metrics::counter!("gateway_payments_total", "provider" => provider.to_string(), "outcome" => outcome)
+            .increment(1);
+    }
+    result
 }
 
 #[cfg(test)]

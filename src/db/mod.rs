@@ -105,18 +105,32 @@ impl PoolInfo {
 /// A statement in flight on a connection.
 struct InFlight {
     started: std::time::Instant,
-    family: String,
     span: tracing::Span,
 }
 
+/// Statements one connection may have in flight (pipelining); older entries belong to
+/// futures that were dropped before their statement finished.
+const MAX_IN_FLIGHT: usize = 64;
+
 /// Observes every statement of a connection: counts it for the request, times it into
-/// `gateway_db_query_duration_seconds`, counts slow and failed ones, and opens a client
-/// span with the OpenTelemetry database attributes (statement text without literals).
-/// Statements can be pipelined on one connection; PostgreSQL answers them in order.
+/// `gateway_db_query_duration_seconds`, counts slow and failed ones, and (when the
+/// request is traced) opens a client span with the OpenTelemetry database attributes
+/// (statement text without literals). Statements can be pipelined on one connection;
+/// PostgreSQL answers them in order. A statement whose future was dropped never
+/// finishes: the pool's recycle hook gives a returned connection a fresh `Observe`, so
+/// such leftovers never outlive their checkout.
 struct Observe {
     counter: Option<StatementCounter>,
     info: Arc<PoolInfo>,
     in_flight: std::collections::VecDeque<InFlight>,
+}
+
+/// `query` as text, or `None` when it cannot be rendered (never a panic).
+fn render(query: &dyn diesel::connection::DebugQuery) -> Option<String> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    write!(out, "{query}").ok()?;
+    Some(out)
 }
 
 impl Observe {
@@ -133,82 +147,93 @@ impl Observe {
         if let Some(c) = &self.counter {
             c.0.fetch_add(1, Ordering::Relaxed);
         }
-        let traced = crate::telemetry::child_spans();
-        let observed = traced
-            || crate::telemetry::metrics::enabled()
-            || tracing::enabled!(target: "sql", tracing::Level::TRACE);
-        if !observed {
-            // Nothing reads the statement: skip rendering it.
-            self.in_flight.push_back(InFlight {
-                started: std::time::Instant::now(),
-                family: String::new(),
-                span: tracing::Span::none(),
-            });
-            return;
-        }
-        let rendered = query.to_string();
-        let text = sql::statement_text(&rendered);
-        tracing::trace!(target: "sql", statement = %text, "statement");
-        let family = sql::family(text);
-        let span = if traced {
-            let (operation, collection) = match family.split_once(' ') {
-                Some((op, table)) => (op.to_ascii_uppercase(), table),
-                None => (family.to_ascii_uppercase(), ""),
-            };
-            let name = if collection.is_empty() {
-                operation.clone()
-            } else {
-                format!("{operation} {collection}")
-            };
-            let span = tracing::info_span!(
-                "db.query",
-                otel.name = %name,
-                otel.kind = "client",
-                otel.status_code = tracing::field::Empty,
-                db.system.name = "postgresql",
-                db.operation.name = %operation,
-                db.collection.name = collection,
-                db.namespace = %self.info.database,
-                db.query.text = %sql::sanitize(text),
-                db.client.connection.pool.name = %self.info.label,
-                db.replica = self.info.replica,
-                server.address = %self.info.host,
-                server.port = self.info.port,
-                error.type = tracing::field::Empty,
-            );
-            span
-        } else {
-            tracing::Span::none()
+        // Only a traced statement is rendered here (with its binds, which are cut off):
+        // metrics take the family from the finish event, which carries the SQL alone.
+        let span = match crate::telemetry::child_spans()
+            .then(|| render(query))
+            .flatten()
+        {
+            Some(rendered) => {
+                let text = sql::statement_text(&rendered);
+                let family = sql::family(text);
+                let (operation, collection) = match family.split_once(' ') {
+                    Some((op, table)) => (op.to_ascii_uppercase(), table.to_string()),
+                    None => (family.to_ascii_uppercase(), String::new()),
+                };
+                let name = if collection.is_empty() {
+                    operation.clone()
+                } else {
+                    format!("{operation} {collection}")
+                };
+                tracing::info_span!(
+                    "db.query",
+                    otel.name = %name,
+                    otel.kind = "client",
+                    otel.status_code = tracing::field::Empty,
+                    db.system.name = "postgresql",
+                    db.operation.name = %operation,
+                    db.collection.name = %collection,
+                    db.namespace = %self.info.database,
+                    db.query.text = %sql::sanitize(text),
+                    db.client.connection.pool.name = %self.info.label,
+                    db.replica = self.info.replica,
+                    server.address = %self.info.host,
+                    server.port = self.info.port,
+                    error.type = tracing::field::Empty,
+                )
+            }
+            None => tracing::Span::none(),
         };
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            self.in_flight.pop_front();
+        }
         self.in_flight.push_back(InFlight {
             started: std::time::Instant::now(),
-            family,
             span,
         });
     }
 
-    fn finish(&mut self, query: &dyn diesel::connection::DebugQuery, failed: Option<String>) {
+    fn finish(
+        &mut self,
+        query: &dyn diesel::connection::DebugQuery,
+        error: Option<&diesel::result::Error>,
+    ) {
+        use crate::telemetry::sql;
         let Some(done) = self.in_flight.pop_front() else {
             return;
         };
         let elapsed = done.started.elapsed();
+        let rendered = render(query).unwrap_or_default();
+        let text = sql::statement_text(&rendered);
+        tracing::trace!(target: "sql", statement = %text, elapsed_us = elapsed.as_micros() as u64, "statement");
+        let family = sql::family(text);
         let pool = self.info.role;
-        metrics::histogram!("gateway_db_query_duration_seconds", "pool" => pool, "family" => done.family.clone())
+        metrics::histogram!("gateway_db_query_duration_seconds", "pool" => pool, "family" => family.clone())
             .record(elapsed.as_secs_f64());
-        if let Some(error) = &failed {
-            metrics::counter!("gateway_db_query_errors_total", "pool" => pool, "family" => done.family.clone())
+        if let Some(error) = error {
+            metrics::counter!("gateway_db_query_errors_total", "pool" => pool, "family" => family.clone())
                 .increment(1);
             done.span.record("otel.status_code", "ERROR");
-            done.span.record("error.type", error.as_str());
+            // A class, never the message (which can echo values).
+            done.span.record("error.type", error_class(error).as_str());
         }
         if elapsed >= crate::telemetry::metrics::slow_query_threshold() {
-            metrics::counter!("gateway_db_slow_queries_total", "pool" => pool, "family" => done.family.clone())
+            metrics::counter!("gateway_db_slow_queries_total", "pool" => pool, "family" => family.clone())
                 .increment(1);
-            let rendered = query.to_string();
-            let text =
-                crate::telemetry::sql::sanitize(crate::telemetry::sql::statement_text(&rendered));
-            tracing::warn!(pool = %pool, family = %done.family, elapsed_ms = elapsed.as_millis() as u64, statement = %text, "slow query");
+            tracing::warn!(pool = %pool, family = %family, elapsed_ms = elapsed.as_millis() as u64, statement = %sql::sanitize(text), "slow query");
         }
+    }
+}
+
+/// The kind of a failed statement, for `error.type` (no message: it may carry values).
+fn error_class(error: &diesel::result::Error) -> String {
+    use diesel::result::Error;
+    match error {
+        Error::DatabaseError(kind, _) => format!("{kind:?}"),
+        Error::NotFound => "NotFound".into(),
+        Error::RollbackTransaction => "RollbackTransaction".into(),
+        Error::SerializationError(_) | Error::DeserializationError(_) => "Serialization".into(),
+        _ => "Other".into(),
     }
 }
 
@@ -216,9 +241,7 @@ impl Instrumentation for Observe {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         match event {
             InstrumentationEvent::StartQuery { query, .. } => self.start(query),
-            InstrumentationEvent::FinishQuery { query, error, .. } => {
-                self.finish(query, error.map(|e| e.to_string()))
-            }
+            InstrumentationEvent::FinishQuery { query, error, .. } => self.finish(query, error),
             _ => {}
         }
     }

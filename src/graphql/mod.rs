@@ -123,6 +123,13 @@ pub async fn execute(
     let started = std::time::Instant::now();
     let mut request = request;
     let mut info = OperationInfo::default();
+    // A request cut off by the deadline (or a client that hung up) is counted as
+    // `cancelled` when this future is dropped.
+    let mut cancelled = Cancelled {
+        started,
+        operation_name: request.operation_name.clone(),
+        armed: true,
+    };
     // The document of a persisted query is known after this step, and with it the
     // operation the span is named after (a span's name is fixed once it has children).
     let resolved = app.persisted.resolve(&app.db, &mut request).await;
@@ -152,7 +159,8 @@ pub async fn execute(
             // async-graphql's validation errors come without a code; every error a
             // client sees has one.
             if response.data == async_graphql::Value::Null {
-                for error in &mut response.errors {
+                // Validation errors have no path; execution errors do.
+                for error in response.errors.iter_mut().filter(|e| e.path.is_empty()) {
                     let ext = error.extensions.get_or_insert_with(Default::default);
                     if ext.get("code").is_none() {
                         ext.set("code", "GRAPHQL_VALIDATION_FAILED");
@@ -216,6 +224,7 @@ pub async fn execute(
         metrics::histogram!("gateway_graphql_operation_cost", "operation" => operation.clone(), "type" => op_type)
             .record(cost as f64);
     }
+    cancelled.armed = false;
     if !span.is_none() {
         span.record("graphql.operation.type", op_type);
         if let Some(name) = executed.operation_name.as_deref() {
@@ -275,6 +284,25 @@ fn operation_span(
         span.record("graphql.document.hash", hash.as_str());
     }
     span
+}
+
+struct Cancelled {
+    started: std::time::Instant,
+    operation_name: Option<String>,
+    armed: bool,
+}
+
+impl Drop for Cancelled {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let operation =
+            crate::telemetry::metrics::operation_label(self.operation_name.as_deref(), false);
+        metrics::counter!("gateway_graphql_operations_total", "operation" => operation.clone(), "type" => "unknown", "outcome" => "cancelled").increment(1);
+        metrics::histogram!("gateway_graphql_operation_duration_seconds", "operation" => operation, "type" => "unknown")
+            .record(self.started.elapsed().as_secs_f64());
+    }
 }
 
 /// The `reason` label of an admission refusal, from its error code.

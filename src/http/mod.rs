@@ -163,7 +163,6 @@ async fn observe(request: Request, next: axum::middleware::Next) -> Response {
             http.request.method = %method,
             http.route = %route,
             http.response.status_code = Empty,
-            url.path = %request.uri().path(),
             url.scheme = "http",
             network.protocol.name = "http",
             network.protocol.version = version.trim_start_matches("HTTP/"),
@@ -178,20 +177,41 @@ async fn observe(request: Request, next: axum::middleware::Next) -> Response {
     } else {
         tracing::Span::none()
     };
+    // Recorded when dropped: a request whose client hung up is measured too (as 4xx,
+    // nginx's 499), so the slowest requests are not missing from the histogram.
+    let mut timing = RequestTiming {
+        started,
+        route,
+        method: crate::telemetry::metrics::method_label(&method),
+        status: 499,
+    };
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
+    timing.status = status;
     span.record("http.response.status_code", status);
     if status >= 500 {
         span.record("otel.status_code", "ERROR");
     }
-    metrics::histogram!(
-        "gateway_http_request_duration_seconds",
-        "route" => route,
-        "method" => method.as_str().to_string(),
-        "status_class" => crate::telemetry::metrics::status_class(status)
-    )
-    .record(started.elapsed().as_secs_f64());
     response
+}
+
+struct RequestTiming {
+    started: std::time::Instant,
+    route: String,
+    method: &'static str,
+    status: u16,
+}
+
+impl Drop for RequestTiming {
+    fn drop(&mut self) {
+        metrics::histogram!(
+            "gateway_http_request_duration_seconds",
+            "route" => std::mem::take(&mut self.route),
+            "method" => self.method,
+            "status_class" => crate::telemetry::metrics::status_class(self.status)
+        )
+        .record(self.started.elapsed().as_secs_f64());
+    }
 }
 
 /// `GET /metrics`: the Prometheus text exposition, with the pool, replica and Redis

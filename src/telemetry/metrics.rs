@@ -123,12 +123,35 @@ pub fn operation_label(name: Option<&str>, registered: bool) -> String {
     {
         return name.into();
     }
+    let max = MAX_OPERATIONS.load(Ordering::Relaxed);
+    // Past the cap, unknown names never take the write lock.
+    if !registered && seen.read().unwrap_or_else(|e| e.into_inner()).len() >= max {
+        return OTHER.into();
+    }
     let mut seen = seen.write().unwrap_or_else(|e| e.into_inner());
-    if registered || seen.len() < MAX_OPERATIONS.load(Ordering::Relaxed) {
+    if seen.contains(name) || registered || seen.len() < max {
         seen.insert(name.to_string());
         return name.into();
     }
     OTHER.into()
+}
+
+/// The `method` label: the standard methods, anything else `_OTHER` (a client can send
+/// any token as a method).
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
 }
 
 /// `2xx`, `4xx`, …

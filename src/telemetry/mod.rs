@@ -66,14 +66,26 @@ pub fn sample(parent: &opentelemetry::Context) -> bool {
         return false;
     }
     let (ratio, parent_based) = *SAMPLER.get_or_init(head_sampler);
-    if parent_based {
-        let span = parent.span();
-        let sc = span.span_context();
-        if sc.is_valid() {
-            return sc.is_sampled();
-        }
+    let span = parent.span();
+    let sc = span.span_context();
+    if parent_based && sc.is_valid() {
+        return sc.is_sampled();
     }
-    ratio >= 1.0 || (ratio > 0.0 && rand::random::<f64>() < ratio)
+    if ratio >= 1.0 {
+        return true;
+    }
+    if ratio <= 0.0 {
+        return false;
+    }
+    // Like the SDK's TraceIdRatioBased: a known trace id decides by its low 64 bits, so
+    // every service sampling the same trace agrees; a new trace has no id yet.
+    let draw = if sc.is_valid() {
+        let bytes = sc.trace_id().to_bytes();
+        u64::from_be_bytes(bytes[8..16].try_into().unwrap_or([0; 8])) >> 1
+    } else {
+        rand::random::<u64>() >> 1
+    };
+    (draw as f64) < ratio * (1u64 << 63) as f64
 }
 
 /// True when spans are exported: the code then spends time on span attributes that are

@@ -56,7 +56,7 @@ pub fn inject_current(headers: &mut axum::http::HeaderMap) {
     });
 }
 
-/// The current span's context as a small map (`traceparent`, `baggage`), for storing
+/// The current span's context as a small map (`traceparent`, `tracestate`), for storing
 /// with a job; `None` when traces are off or there is no valid span.
 pub fn current_as_map() -> Option<serde_json::Value> {
     if !super::tracing_enabled() {
@@ -68,6 +68,8 @@ pub fn current_as_map() -> Option<serde_json::Value> {
     }
     let mut map: HashMap<String, String> = HashMap::new();
     opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut map));
+    // Only the trace context: baggage is the client's, and a job row outlives the request.
+    map.retain(|k, _| k == "traceparent" || k == "tracestate");
     serde_json::to_value(map).ok()
 }
 
