@@ -101,11 +101,6 @@ fn wants_html(headers: &HeaderMap) -> bool {
 /// A GraphQL-shaped error for requests that never reached the executor (with the trace
 /// id when traces are exported).
 fn request_error(status: StatusCode, code: &str, message: String) -> Response {
-    metrics::counter!(
-        "gateway_graphql_errors_total",
-        "code" => crate::telemetry::metrics::error_code_label(Some(code))
-    )
-    .increment(1);
     let mut extensions = serde_json::json!({ "code": code });
     if let Some(trace_id) = crate::telemetry::current_trace_id() {
         extensions["traceId"] = trace_id.into();
@@ -144,7 +139,8 @@ async fn observe(request: Request, next: axum::middleware::Next) -> Response {
         .get::<axum::extract::MatchedPath>()
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
-    let method = request.method().clone();
+    // The standard methods, or `_OTHER` (OpenTelemetry's rule; a client can send any token).
+    let method = crate::telemetry::metrics::method_label(request.method());
     let traced = crate::telemetry::tracing_enabled()
         && !matches!(route.as_str(), "/metrics" | "/healthz" | "/readyz");
     // The sampling decision comes first: an unsampled request makes no span at all.
@@ -182,7 +178,7 @@ async fn observe(request: Request, next: axum::middleware::Next) -> Response {
     let mut timing = RequestTiming {
         started,
         route,
-        method: crate::telemetry::metrics::method_label(&method),
+        method,
         status: 499,
     };
     let response = next.run(request).instrument(span.clone()).await;
@@ -323,8 +319,15 @@ async fn execute(state: HttpState, request: Request) -> Response {
             Ok(r) => r.into_inner(),
             Err(rejection) => {
                 let text = rejection.0.to_string();
+                let too_large = text.contains("length limit");
+                let code = if too_large {
+                    "PAYLOAD_TOO_LARGE"
+                } else {
+                    "BAD_REQUEST"
+                };
+                metrics::counter!("gateway_graphql_errors_total", "code" => code).increment(1);
                 // Body limit breaches surface as a failed body read.
-                if text.contains("length limit") {
+                if too_large {
                     return request_error(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         "PAYLOAD_TOO_LARGE",
