@@ -129,6 +129,23 @@ pub enum CheckoutErrorCode {
 }
 
 impl CheckoutErrorCode {
+    /// Every code (the metrics start a series for each).
+    pub const ALL: [CheckoutErrorCode; 13] = [
+        Self::CartNotFound,
+        Self::CartCompleted,
+        Self::EmptyCart,
+        Self::InvalidEmail,
+        Self::InvalidAddress,
+        Self::InvalidShippingMethod,
+        Self::InvalidIdempotencyKey,
+        Self::IdempotencyKeyReused,
+        Self::MerchandiseNotAvailable,
+        Self::OutOfStock,
+        Self::InvalidPaymentToken,
+        Self::PaymentDeclined,
+        Self::PriceChanged,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::CartNotFound => "CART_NOT_FOUND",
@@ -519,23 +536,7 @@ pub async fn complete(
 /// Starts the checkout series at 0 for every outcome, so that rates and alerts have a
 /// series to read before the first failure of a kind.
 pub fn init_metrics() {
-    use CheckoutErrorCode::*;
-    let codes = [
-        CartNotFound,
-        CartCompleted,
-        EmptyCart,
-        InvalidEmail,
-        InvalidAddress,
-        InvalidShippingMethod,
-        InvalidIdempotencyKey,
-        IdempotencyKeyReused,
-        MerchandiseNotAvailable,
-        OutOfStock,
-        InvalidPaymentToken,
-        PaymentDeclined,
-        PriceChanged,
-    ];
-    for code in codes {
+    for code in CheckoutErrorCode::ALL {
         metrics::counter!("gateway_checkouts_total", "outcome" => code.as_str().to_ascii_lowercase())
             .increment(0);
     }

@@ -181,12 +181,31 @@ pub async fn execute(
         }
         Body::Shared(_) => &[],
     };
+    // Each error's code, as a bounded label, read once.
+    let codes: Vec<&'static str> = errors
+        .iter()
+        .map(|e| {
+            let code = match e.extensions.as_ref().and_then(|x| x.get("code")) {
+                Some(async_graphql::Value::String(c)) => Some(c.as_str()),
+                _ => None,
+            };
+            crate::telemetry::metrics::error_code_label(code)
+        })
+        .collect();
+    for &code in &codes {
+        metrics::counter!("gateway_graphql_errors_total", "code" => code).increment(1);
+        if !info.admitted
+            && let Some(reason) = admission_reason(code)
+        {
+            metrics::counter!("gateway_admission_rejections_total", "reason" => reason)
+                .increment(1);
+        }
+    }
     // Errors the gateway caused (not the client) count apart: they spend the SLO.
-    let server_failed = errors.iter().any(|e| {
+    let server_failed = codes.iter().any(|c| {
         matches!(
-            e.extensions.as_ref().and_then(|x| x.get("code")),
-            Some(async_graphql::Value::String(c))
-                if matches!(c.as_str(), "INTERNAL_SERVER_ERROR" | "SERVICE_UNAVAILABLE" | "TIMEOUT")
+            *c,
+            "INTERNAL_SERVER_ERROR" | "SERVICE_UNAVAILABLE" | "TIMEOUT"
         )
     });
     let outcome = if server_failed {
@@ -198,20 +217,6 @@ pub async fn execute(
     } else {
         "error"
     };
-    for error in errors {
-        let code = match error.extensions.as_ref().and_then(|x| x.get("code")) {
-            Some(async_graphql::Value::String(c)) => Some(c.as_str()),
-            _ => None,
-        };
-        let code = crate::telemetry::metrics::error_code_label(code);
-        metrics::counter!("gateway_graphql_errors_total", "code" => code).increment(1);
-        if !info.admitted
-            && let Some(reason) = admission_reason(code)
-        {
-            metrics::counter!("gateway_admission_rejections_total", "reason" => reason)
-                .increment(1);
-        }
-    }
     metrics::counter!("gateway_graphql_operations_total", "operation" => operation.clone(), "type" => op_type, "outcome" => outcome).increment(1);
     metrics::histogram!("gateway_graphql_operation_duration_seconds", "operation" => operation.clone(), "type" => op_type)
         .record(elapsed.as_secs_f64());
