@@ -29,6 +29,8 @@ pub struct App {
     pub cache: Arc<ResponseCache>,
     /// Automatic persisted queries and the allow-list.
     pub persisted: PersistedQueries,
+    /// Rate limits of partners and storefront clients (budgets in Redis).
+    pub limiter: Arc<crate::ratelimit::Limiter>,
     /// Turns true once the cache's invalidation listener is in place.
     pub cache_ready: watch::Receiver<bool>,
     /// Dropped with the app: stops the invalidation listener.
@@ -49,6 +51,8 @@ impl App {
             config.replica_max_lag,
         )?);
         let persisted = PersistedQueries::new(&config.cache, cache.redis.clone());
+        let limiter = Arc::new(crate::ratelimit::Limiter::new(&config.rate_limits)?);
+        limiter.spawn_upkeep();
         let (ready_tx, cache_ready) = watch::channel(false);
         let (stop_listener, stop_rx) = watch::channel(false);
         if config.cache.enabled {
@@ -66,6 +70,7 @@ impl App {
             background: TaskTracker::new(),
             cache,
             persisted,
+            limiter,
             cache_ready,
             _stop_listener: stop_listener,
         }))

@@ -199,6 +199,174 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// `METRICS_ENABLED`, `METRICS_ADDR`, `SLOW_QUERY_MS`, `METRICS_MAX_OPERATIONS`.
     pub metrics: crate::telemetry::metrics::MetricsConfig,
+    /// `RATE_LIMIT_*`, `ADMIN_PLANS`, `STOREFRONT_*_LIMIT`, `TRUSTED_PROXIES`, `STOREFRONT_PRIVATE_TOKENS`.
+    pub rate_limits: RateLimitConfig,
+}
+
+/// A token bucket: `capacity` tokens, refilled at `rate` tokens per second.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BucketSpec {
+    pub capacity: u64,
+    pub rate: f64,
+}
+
+impl BucketSpec {
+    /// Parses `capacity:rate` (tokens, tokens per second).
+    pub fn parse(name: &str, text: &str) -> anyhow::Result<Self> {
+        let (c, r) = text
+            .split_once(':')
+            .with_context(|| format!("{name}: {text:?} is not capacity:rate"))?;
+        let capacity: u64 = c
+            .trim()
+            .parse()
+            .with_context(|| format!("{name}: bad capacity in {text:?}"))?;
+        let rate: f64 = r
+            .trim()
+            .parse()
+            .with_context(|| format!("{name}: bad rate in {text:?}"))?;
+        if capacity == 0 || !(rate.is_finite() && rate > 0.0) {
+            bail!("{name}: capacity and rate must be positive in {text:?}");
+        }
+        Ok(Self { capacity, rate })
+    }
+}
+
+/// Rate limits: partner plans (cost buckets) and storefront buckets (requests).
+#[derive(Clone, Debug)]
+pub struct RateLimitConfig {
+    /// `RATE_LIMIT_ENABLED`: storefront limits (partner plans always apply).
+    pub storefront_enabled: bool,
+    /// `RATE_LIMIT_REDIS_URL` (default `REDIS_URL`): where the shared budgets live.
+    pub redis_url: String,
+    /// `RATE_LIMIT_REDIS_TIMEOUT_MS`: a decision waits this long for Redis, then falls back.
+    pub redis_timeout: Duration,
+    /// `RATE_LIMIT_KEY_PREFIX`: namespace of the budgets in Redis.
+    pub key_prefix: String,
+    /// `RATE_LIMIT_INSTANCES`: gateways sharing the budgets when Redis is down
+    /// (0: counted through Redis while it is up).
+    pub instances: u64,
+    /// `ADMIN_PLANS`: `name=capacity:rate,…` (points, points per second).
+    pub plans: Vec<(String, BucketSpec)>,
+    /// `STOREFRONT_IP_LIMIT`: requests per buyer IP address.
+    pub storefront_ip: BucketSpec,
+    /// `STOREFRONT_TOKEN_LIMIT`: requests per storefront access token.
+    pub storefront_token: BucketSpec,
+    /// `AUTH_FAILURE_LIMIT`: failed admin authentications per IP address.
+    pub auth_failures: BucketSpec,
+    /// `TRUSTED_PROXIES`: peers (CIDR) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `STOREFRONT_PRIVATE_TOKENS`: server tokens that may name the buyer's IP address
+    /// (`Shopify-Storefront-Buyer-IP`).
+    pub private_tokens: Vec<String>,
+}
+
+/// An IP network in CIDR notation (`10.0.0.0/8`, `::1/128`, or one address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: std::net::IpAddr = addr
+            .trim()
+            .parse()
+            .with_context(|| format!("{text:?} is not an IP address or network"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .with_context(|| format!("{text:?}: bad prefix length"))?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - self.prefix as u32).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - self.prefix as u32).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl RateLimitConfig {
+    pub fn from_env(redis_url: &str) -> anyhow::Result<Self> {
+        let plans_spec = var("ADMIN_PLANS")
+            .unwrap_or_else(|| "standard=1000:50,plus=2000:100,enterprise=10000:500".into());
+        let mut plans = Vec::new();
+        for part in plans_spec
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let (name, spec) = part
+                .split_once('=')
+                .with_context(|| format!("ADMIN_PLANS entry {part:?} is not name=capacity:rate"))?;
+            let name = name.trim();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                bail!("ADMIN_PLANS: plan name {name:?} must be letters, digits, - or _");
+            }
+            plans.push((name.to_string(), BucketSpec::parse("ADMIN_PLANS", spec)?));
+        }
+        if plans.is_empty() {
+            bail!("ADMIN_PLANS must name at least one plan");
+        }
+        let key_prefix = var("RATE_LIMIT_KEY_PREFIX").unwrap_or_else(|| "cg:rl".into());
+        if key_prefix.contains(char::is_whitespace) {
+            bail!("RATE_LIMIT_KEY_PREFIX must not contain spaces");
+        }
+        let redis_url = var("RATE_LIMIT_REDIS_URL").unwrap_or_else(|| redis_url.to_string());
+        url::Url::parse(&redis_url)
+            .with_context(|| format!("RATE_LIMIT_REDIS_URL={redis_url:?}"))?;
+        let bucket = |name: &str, default: &str| {
+            BucketSpec::parse(name, &var(name).unwrap_or_else(|| default.into()))
+        };
+        Ok(Self {
+            storefront_enabled: flag("RATE_LIMIT_ENABLED", true)?,
+            redis_url,
+            redis_timeout: millis("RATE_LIMIT_REDIS_TIMEOUT_MS", 50)?,
+            key_prefix,
+            instances: parse("RATE_LIMIT_INSTANCES", 0u64)?,
+            plans,
+            storefront_ip: bucket("STOREFRONT_IP_LIMIT", "1000:50")?,
+            storefront_token: bucket("STOREFRONT_TOKEN_LIMIT", "20000:2000")?,
+            auth_failures: bucket("AUTH_FAILURE_LIMIT", "20:0.5")?,
+            trusted_proxies: list("TRUSTED_PROXIES")
+                .iter()
+                .map(|t| IpNet::parse(t).context("TRUSTED_PROXIES"))
+                .collect::<anyhow::Result<_>>()?,
+            private_tokens: list("STOREFRONT_PRIVATE_TOKENS"),
+        })
+    }
+
+    pub fn plan(&self, name: &str) -> Option<BucketSpec> {
+        self.plans.iter().find(|(n, _)| n == name).map(|(_, s)| *s)
+    }
 }
 
 /// Background job settings.
@@ -333,6 +501,8 @@ impl Config {
             bail!("ORDER_WEBHOOK_URLS needs ORDER_WEBHOOK_SECRET to sign the deliveries");
         }
         let pool_size = parse("DATABASE_POOL_SIZE", 16usize)?;
+        let cache = CacheConfig::from_env()?;
+        let rate_limits = RateLimitConfig::from_env(&cache.redis_url)?;
         if pool_size == 0 {
             bail!("DATABASE_POOL_SIZE must be at least 1");
         }
@@ -343,7 +513,7 @@ impl Config {
             connect_timeout: millis("DATABASE_CONNECT_TIMEOUT_MS", 2_000)?,
             replica_max_lag: millis("REPLICA_MAX_LAG_MS", 5_000)?,
             replica_health_interval: millis("REPLICA_HEALTH_INTERVAL_MS", 1_000)?,
-            cache: CacheConfig::from_env()?,
+            cache,
             listen_addr,
             auto_migrate: flag("AUTO_MIGRATE", true)?,
             auto_seed_products: parse("AUTO_SEED_PRODUCTS", 200u32)?,
@@ -369,6 +539,7 @@ impl Config {
                 )?,
                 reservation_ttl: Duration::from_secs(parse("RESERVATION_TTL_SECS", 900u64)?),
                 order_webhook_urls,
+                inventory_low_threshold: parse("INVENTORY_LOW_THRESHOLD", 5i64)?,
             },
             order_webhook_secret,
             webhook_timeout: millis("WEBHOOK_TIMEOUT_MS", 10_000)?,
@@ -403,6 +574,7 @@ impl Config {
                 slow_query: millis("SLOW_QUERY_MS", 200)?,
                 max_operations: parse("METRICS_MAX_OPERATIONS", 200usize)?,
             },
+            rate_limits,
         })
     }
 }

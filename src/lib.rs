@@ -3,6 +3,7 @@
 //! Layout: [`graphql`] and [`http`] (thin resolvers and handlers) → domain ([`catalog`],
 //! [`cart`], [`checkout`], [`content`]) → infrastructure ([`db`], [`cache`], [`jobs`], [`mail`]). Dependencies point one way.
 
+pub mod admin;
 pub mod app;
 pub mod cache;
 pub mod cart;
@@ -19,6 +20,7 @@ pub mod jobs;
 pub mod mail;
 pub mod money;
 pub mod pagination;
+pub mod ratelimit;
 pub mod signing;
 pub mod startup;
 pub mod telemetry;

@@ -44,8 +44,16 @@ enum Command {
         /// The import id `import --background` printed.
         id: i64,
     },
-    /// Print the storefront schema (SDL).
-    Schema,
+    /// Print the storefront schema (SDL), or the admin API's with `--admin`.
+    Schema {
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Manage the API keys of the admin API.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Run the job workers only (no HTTP server).
     Worker,
     /// Inspect and retry background jobs.
@@ -58,6 +66,29 @@ enum Command {
         #[command(subcommand)]
         action: PersistedAction,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create a key and print its secret (shown once, never stored).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: read_products, write_products, read_inventory, write_inventory,
+        /// read_orders, write_orders, read_webhooks, write_webhooks, admin.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// A plan of ADMIN_PLANS.
+        #[arg(long, default_value = "standard")]
+        plan: String,
+        /// Expiry (RFC 3339, e.g. 2027-01-01T00:00:00Z).
+        #[arg(long)]
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by id or prefix; it stops working at once on every gateway.
+    Revoke { key: String },
 }
 
 #[derive(Subcommand)]
@@ -121,8 +152,103 @@ async fn spawn_metrics_listener(
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Schema => {
-            print!("{}", graphql::sdl());
+        Command::Schema { admin } => {
+            if admin {
+                print!("{}", graphql::admin::sdl());
+            } else {
+                print!("{}", graphql::sdl());
+            }
+        }
+        Command::Keys { action } => {
+            let config = Config::from_env()?;
+            db::ensure_database(&config.database_url).await?;
+            db::migrate::run(&config.database_url).await?;
+            let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
+            let actor = commerce_gateway::admin::Actor::cli();
+            use commerce_gateway::admin::keys;
+            match action {
+                KeysAction::Create {
+                    name,
+                    scopes,
+                    plan,
+                    expires_at,
+                } => {
+                    let plans: Vec<String> = config
+                        .rate_limits
+                        .plans
+                        .iter()
+                        .map(|(n, _)| n.clone())
+                        .collect();
+                    let scopes: Vec<String> = scopes
+                        .iter()
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                    let new = keys::NewKey {
+                        name: &name,
+                        scopes: &scopes,
+                        plan: &plan,
+                        expires_at,
+                    };
+                    match keys::create(&mut conn, &new, &plans, &actor).await {
+                        Ok((key, secret)) => {
+                            eprintln!(
+                                "created key {} ({}), scopes {}, plan {}; the secret is shown only now:",
+                                key.id,
+                                key.prefix,
+                                key.scopes.join(","),
+                                key.plan
+                            );
+                            println!("{secret}");
+                        }
+                        Err(commerce_gateway::admin::AdminError::Input(errors)) => {
+                            for e in errors {
+                                eprintln!("{}: {}", e.field.join("."), e.message);
+                            }
+                            anyhow::bail!("the key was not created");
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                KeysAction::List => {
+                    println!(
+                        "{:<6} {:<14} {:<20} {:<10} {:<8} {:<25} {:<25} scopes",
+                        "id", "prefix", "name", "plan", "state", "expires", "last used"
+                    );
+                    let now = chrono::Utc::now();
+                    for k in keys::list(&mut conn).await? {
+                        let state = if k.revoked_at.is_some() {
+                            "revoked"
+                        } else if !k.is_active(now) {
+                            "expired"
+                        } else {
+                            "active"
+                        };
+                        println!(
+                            "{:<6} {:<14} {:<20} {:<10} {:<8} {:<25} {:<25} {}",
+                            k.id,
+                            k.prefix,
+                            k.name,
+                            k.plan,
+                            state,
+                            k.expires_at
+                                .map(|t| t.to_rfc3339())
+                                .unwrap_or_else(|| "-".into()),
+                            k.last_used_at
+                                .map(|t| t.to_rfc3339())
+                                .unwrap_or_else(|| "never".into()),
+                            k.scopes.join(",")
+                        );
+                    }
+                }
+                KeysAction::Revoke { key } => {
+                    let Some(found) = keys::find(&mut conn, &key).await? else {
+                        anyhow::bail!("no key {key:?}");
+                    };
+                    keys::revoke(&mut conn, found.id, &actor).await?;
+                    println!("revoked key {} ({})", found.id, found.prefix);
+                }
+            }
         }
         Command::Serve => {
             let config = Config::from_env()?;

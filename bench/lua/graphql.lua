@@ -27,10 +27,46 @@ else
   wrk.body = body
 end
 
+-- Optional, for bench/ratelimit.sh:
+--   BENCH_AUTH=<key>        sends `Authorization: Bearer <key>` (the admin API).
+--   BENCH_BODY_FILE2=<file> alternates between the two bodies, request by request.
+--   BENCH_XFF_POOL=<n>      sends `X-Forwarded-For` from n distinct buyer addresses
+--                           (10.x.y.z), spreading requests over them in turn.
+local auth = os.getenv("BENCH_AUTH")
+if auth ~= nil and auth ~= "" then
+  wrk.headers["Authorization"] = "Bearer " .. auth
+end
+local bodies = nil
+local body_file2 = os.getenv("BENCH_BODY_FILE2")
+if body_file2 ~= nil and body_file2 ~= "" then
+  local f2 = assert(io.open(body_file2, "rb"))
+  bodies = { wrk.body, f2:read("*a") }
+  f2:close()
+end
+local xff_pool = tonumber(os.getenv("BENCH_XFF_POOL") or "")
+if bodies ~= nil or xff_pool ~= nil then
+  local n = 0
+  request = function()
+    n = n + 1
+    local body = wrk.body
+    if bodies ~= nil then body = bodies[(n % 2) + 1] end
+    -- wrk.format uses the given headers instead of wrk.headers: copy them.
+    local headers = {}
+    for k, v in pairs(wrk.headers) do headers[k] = v end
+    if xff_pool ~= nil then
+      local i = (n + (offset or 0)) % xff_pool
+      headers["X-Forwarded-For"] = string.format("10.%d.%d.%d", math.floor(i / 65536) % 256, math.floor(i / 256) % 256, i % 256)
+    end
+    return wrk.format(nil, nil, headers, body)
+  end
+end
+
 local threads = {}
 
 function setup(thread)
   table.insert(threads, thread)
+  -- Threads walk the buyer pool from different places.
+  thread:set("offset", #threads * 7919)
 end
 
 function init(args)

@@ -69,7 +69,7 @@ pub async fn emit(
     event: OrderEvent,
     urls: &[String],
 ) -> diesel::QueryResult<()> {
-    if urls.is_empty() {
+    if urls.is_empty() && !subscribed(conn, event).await? {
         return Ok(());
     }
     let Some(order) = orders::by_id(conn, order_id).await? else {
@@ -98,5 +98,34 @@ pub async fn emit(
         })
         .collect();
     jobs::enqueue(conn, &deliveries).await?;
+    // Partners' subscriptions (admin API), each signed with its own secret.
+    crate::admin::webhooks::enqueue(
+        conn,
+        event.name(),
+        &format!("{}-{}", event.name(), order.id),
+        &body,
+    )
+    .await?;
     Ok(())
+}
+
+/// Whether any partner subscribes to `event`.
+async fn subscribed(conn: &mut AsyncPgConnection, event: OrderEvent) -> diesel::QueryResult<bool> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    #[derive(QueryableByName)]
+    struct Flag {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        any: bool,
+    }
+    let Some(topic) = crate::admin::webhooks::topic_of(event.name()) else {
+        return Ok(false);
+    };
+    let flag: Flag = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM webhook_subscriptions WHERE topic = $1) AS any",
+    )
+    .bind::<diesel::sql_types::Text, _>(topic)
+    .get_result(conn)
+    .await?;
+    Ok(flag.any)
 }

@@ -231,6 +231,38 @@ pub async fn settle(conn: &mut AsyncPgConnection, order_id: i64, how: Settle) ->
     Ok(())
 }
 
+/// Puts the units of a sold (paid) order back on hand: the order was cancelled after
+/// payment. Rows are locked in the usual order first.
+pub async fn restock(conn: &mut AsyncPgConnection, order_id: i64) -> QueryResult<()> {
+    use crate::db::schema::order_allocations as oa;
+    let allocations: Vec<(i64, i64, i32)> = oa::table
+        .filter(oa::order_id.eq(order_id))
+        .select((oa::variant_id, oa::location_id, oa::quantity))
+        .load(conn)
+        .await?;
+    if allocations.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<i64> = allocations.iter().map(|a| a.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    lock_levels(conn, &ids).await?;
+    let v: Vec<i64> = allocations.iter().map(|a| a.0).collect();
+    let l: Vec<i64> = allocations.iter().map(|a| a.1).collect();
+    let q: Vec<i32> = allocations.iter().map(|a| a.2).collect();
+    diesel::sql_query(
+        "UPDATE inventory_levels il SET on_hand = il.on_hand + a.q, updated_at = now() \
+         FROM unnest($1::int8[], $2::int8[], $3::int4[]) AS a (v, l, q) \
+         WHERE il.variant_id = a.v AND il.location_id = a.l",
+    )
+    .bind::<Array<BigInt>, _>(&v)
+    .bind::<Array<BigInt>, _>(&l)
+    .bind::<Array<Integer>, _>(&q)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Records allocations of a new order.
 pub async fn record(
     conn: &mut AsyncPgConnection,

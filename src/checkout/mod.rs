@@ -53,6 +53,9 @@ pub struct CheckoutSettings {
     pub reservation_ttl: Duration,
     /// `ORDER_WEBHOOK_URLS`: subscribers of order events.
     pub order_webhook_urls: Vec<String>,
+    /// `INVENTORY_LOW_THRESHOLD`: an `INVENTORY_LOW` webhook fires when a sale takes a
+    /// variant's available stock below this.
+    pub inventory_low_threshold: i64,
 }
 
 /// Parses `handle:Title:price,…`.
@@ -844,6 +847,12 @@ async fn complete_in_tx(
         }
     };
     inventory::record(conn, order.id, &allocations).await?;
+    crate::admin::webhooks::inventory_low_after_sale(
+        conn,
+        &wants,
+        settings.inventory_low_threshold,
+    )
+    .await?;
     diesel::update(carts::table.find(priced.cart.id))
         .set((
             carts::completed_at.eq(diesel::dsl::now),

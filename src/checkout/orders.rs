@@ -41,6 +41,11 @@ pub struct Order {
     pub updated_at: DateTime<Utc>,
     pub paid_at: Option<DateTime<Utc>>,
     pub cancelled_at: Option<DateTime<Utc>>,
+    pub fulfilled_at: Option<DateTime<Utc>>,
+    pub tracking_number: Option<String>,
+    pub tracking_url: Option<String>,
+    pub refunded_minor: i64,
+    pub refunded_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Queryable, Selectable, Clone, Debug)]

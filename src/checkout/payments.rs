@@ -44,6 +44,14 @@ pub trait PaymentProvider: Send + Sync {
     ) -> BoxFuture<'a, Authorization>;
     /// Releases an authorization no order was created for.
     fn void<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<(), String>>;
+    /// Returns `amount_minor` of a captured payment to the buyer. `idempotency_key`
+    /// identifies this refund, so a retried call refunds once.
+    fn refund<'a>(
+        &'a self,
+        reference: &'a str,
+        amount_minor: i64,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// The built-in provider for development and tests.
@@ -80,6 +88,26 @@ impl PaymentProvider for TestProvider {
     fn void<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             tracing::debug!(reference, "test payment authorization voided");
+            Ok(())
+        })
+    }
+
+    fn refund<'a>(
+        &'a self,
+        reference: &'a str,
+        amount_minor: i64,
+        idempotency_key: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if !reference.starts_with("pay_test_") {
+                return Err(format!("unknown payment {reference:?}"));
+            }
+            tracing::debug!(
+                reference,
+                amount_minor,
+                idempotency_key,
+                "test payment refunded"
+            );
             Ok(())
         })
     }

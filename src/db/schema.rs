@@ -220,6 +220,11 @@ diesel::table! {
         updated_at -> Timestamptz,
         paid_at -> Nullable<Timestamptz>,
         cancelled_at -> Nullable<Timestamptz>,
+        fulfilled_at -> Nullable<Timestamptz>,
+        tracking_number -> Nullable<Text>,
+        tracking_url -> Nullable<Text>,
+        refunded_minor -> Int8,
+        refunded_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -2,6 +2,7 @@
 //! the domain modules. Limits and per-request decisions live in [`limits`]; batching of
 //! relations in [`loaders`].
 
+pub mod admin;
 pub mod cache_key;
 pub mod errors;
 pub mod limits;
@@ -50,6 +51,7 @@ pub fn build(app: Arc<App>) -> anyhow::Result<Storefront> {
     let limits = Arc::new(limits::Limits {
         limits: app.config.limits.clone(),
         types,
+        mutation_cost: 1,
     });
     let mut b = builder()
         // The document parser's own guard against pathological nesting.

@@ -3,6 +3,7 @@
 //!
 //! HTTP/1.1 and HTTP/2 over cleartext (h2c, prior knowledge) are served on one port.
 
+mod admin;
 mod checkout;
 mod webhooks;
 
@@ -29,6 +30,7 @@ use crate::graphql::{self, Storefront};
 pub struct HttpState {
     app: Arc<App>,
     storefront: Storefront,
+    admin: crate::graphql::admin::Admin,
     /// Set on SIGTERM: `/readyz` fails so load balancers stop sending traffic.
     draining: Arc<AtomicBool>,
 }
@@ -44,16 +46,27 @@ impl FromRef<HttpState> for Arc<App> {
 
 pub fn router(app: Arc<App>) -> anyhow::Result<(Router, Arc<AtomicBool>)> {
     let storefront = graphql::build(app.clone())?;
+    let admin = graphql::admin::build(app.clone())?;
     let draining = Arc::new(AtomicBool::new(false));
     let state = HttpState {
         app: app.clone(),
         storefront,
+        admin,
         draining: draining.clone(),
     };
-    let graphql_routes = get(graphql_get).post(graphql_post);
+    // Storefront limits run before the request is even parsed.
+    let graphql_routes =
+        get(graphql_get)
+            .post(graphql_post)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                admin::storefront_limits,
+            ));
     let router = Router::new()
         .route("/graphql", graphql_routes.clone())
         .route("/api/{version}/graphql.json", graphql_routes)
+        .route("/admin/graphql", post(admin::graphql))
+        .route("/admin/exports/{file}", get(admin::export_download))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics_endpoint))
         .route("/readyz", get(readyz))
@@ -444,18 +457,24 @@ fn respond(
 async fn readyz(State(state): State<HttpState>) -> Response {
     let replicas = state.app.db.replicas().status();
     let cache = state.app.cache.status();
+    // Rate limits run without Redis (each instance its share), so they never make the
+    // gateway unready; their state is reported beside the cache's.
+    let limits = serde_json::json!({
+        "redis": state.app.limiter.redis_healthy(),
+        "instances": state.app.limiter.instances(),
+    });
     if state.draining.load(Ordering::Acquire) {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "status": "draining", "replicas": replicas, "cache": cache })),
+            Json(serde_json::json!({ "status": "draining", "replicas": replicas, "cache": cache, "rateLimits": limits })),
         )
             .into_response();
     }
     match state.app.db.ping_primary().await {
-        Ok(()) => Json(serde_json::json!({ "status": "ready", "replicas": replicas, "cache": cache })).into_response(),
+        Ok(()) => Json(serde_json::json!({ "status": "ready", "replicas": replicas, "cache": cache, "rateLimits": limits })).into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "status": "database unreachable", "error": e.to_string(), "replicas": replicas, "cache": cache })),
+            Json(serde_json::json!({ "status": "database unreachable", "error": e.to_string(), "replicas": replicas, "cache": cache, "rateLimits": limits })),
         )
             .into_response(),
     }
@@ -477,7 +496,12 @@ pub async fn serve(
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stopped_tx.send(());
     };
-    let server = axum::serve(listener, router).with_graceful_shutdown(signal);
+    // The peer address is what storefront limits key anonymous buyers by.
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal);
     let server = tokio::spawn(async move { server.await });
     tokio::pin!(stopped_rx);
     tokio::select! {

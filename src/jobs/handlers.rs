@@ -129,6 +129,13 @@ impl Handlers {
                     .await
                     .map_err(JobError::permanent)
             }
+            Kind::ExportCsv => {
+                let export_id = id_field(job, "export_id")?;
+                let mut conn = self.connection().await?;
+                crate::admin::export::run(&mut conn, export_id, &self.shop_currency)
+                    .await
+                    .map_err(|e| JobError::retry(e.to_string()))
+            }
             Kind::Invoice => {
                 let order_id = id_field(job, "order_id")?;
                 let mut conn = self.connection().await?;
@@ -160,9 +167,22 @@ impl Handlers {
         let body = str_field(job, "body")?;
         let event = str_field(job, "event")?;
         let webhook_id = str_field(job, "webhook_id")?;
-        let Some(secret) = &self.webhook_secret else {
-            return Err(JobError::permanent("ORDER_WEBHOOK_SECRET is not set"));
+        // A partner's subscription signs with its own secret; a deleted subscription
+        // gets nothing more.
+        let secret = match job.payload.get("subscription_id").and_then(|v| v.as_i64()) {
+            Some(id) => {
+                let mut conn = self.connection().await?;
+                match crate::admin::webhooks::secret_of(&mut conn, id).await? {
+                    Some(secret) => secret,
+                    None => return Ok(()),
+                }
+            }
+            None => match &self.webhook_secret {
+                Some(s) => s.clone(),
+                None => return Err(JobError::permanent("ORDER_WEBHOOK_SECRET is not set")),
+            },
         };
+        let secret = &secret;
         let signature =
             crate::signing::sign(secret, chrono::Utc::now().timestamp(), body.as_bytes());
         // A client span; the subscriber receives its `traceparent`, so its own trace

@@ -39,6 +39,8 @@ pub enum Kind {
     OrderWebhook,
     /// Import a Shopify product CSV stored in `imports`.
     ImportCsv,
+    /// Write the catalog as a Shopify product CSV into `exports`.
+    ExportCsv,
 }
 
 impl Kind {
@@ -50,16 +52,18 @@ impl Kind {
             Kind::Invoice => "invoice",
             Kind::OrderWebhook => "order_webhook",
             Kind::ImportCsv => "import_csv",
+            Kind::ExportCsv => "export_csv",
         }
     }
 
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::PaymentEvent,
         Kind::ExpireReservation,
         Kind::OrderConfirmation,
         Kind::Invoice,
         Kind::OrderWebhook,
         Kind::ImportCsv,
+        Kind::ExportCsv,
     ];
 
     pub fn from_name(name: &str) -> Option<Kind> {
@@ -71,7 +75,7 @@ impl Kind {
             Kind::PaymentEvent | Kind::ExpireReservation | Kind::Invoice => "orders",
             Kind::OrderConfirmation => "email",
             Kind::OrderWebhook => "webhooks",
-            Kind::ImportCsv => "imports",
+            Kind::ImportCsv | Kind::ExportCsv => "imports",
         }
     }
 }

@@ -304,6 +304,18 @@ fn describe() {
         "Rate-limit decisions by plan and outcome"
     );
     describe_counter!(
+        "gateway_rate_limit_fallback_total",
+        "Rate-limit decisions taken on this instance's share because Redis did not answer"
+    );
+    describe_gauge!(
+        "gateway_rate_limit_instances",
+        "Live gateways sharing the rate-limit budgets, as last counted through Redis"
+    );
+    describe_counter!(
+        "gateway_admin_operations_total",
+        "Admin API requests by plan and outcome"
+    );
+    describe_counter!(
         "gateway_admission_rejections_total",
         "Requests refused by the query limits, by reason"
     );

@@ -3,6 +3,7 @@
 //! gateway over HTTP exactly as a storefront would.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod otlp;
 pub mod proxy;
 pub mod shop;
@@ -164,6 +165,10 @@ pub fn config(db: &TestDb) -> Config {
     // Tests that change rows by SQL and read them back at once run uncached; tests/cache.rs
     // turns the cache on.
     config.cache.enabled = false;
+    // Storefront limits are tested in tests/ratelimit.rs; elsewhere they would throttle
+    // tests that are many buyers on one address. Budgets are namespaced per test database.
+    config.rate_limits.storefront_enabled = false;
+    config.rate_limits.key_prefix = format!("cg:rl:{}", db.name);
     config
 }
 

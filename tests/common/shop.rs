@@ -192,6 +192,8 @@ impl Process {
             .env("SHOP_URL", "http://shop.test")
             .env("RUST_LOG", "warn")
             .env("CACHE_ENABLED", "false")
+            .env("RATE_LIMIT_ENABLED", "false")
+            .env("RATE_LIMIT_KEY_PREFIX", format!("cg:rl:{}", db.name))
             .env_remove("DATABASE_REPLICA_URLS")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

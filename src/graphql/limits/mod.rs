@@ -46,6 +46,8 @@ fn limit_error(code: &str, message: String) -> ServerError {
 pub struct Limits {
     pub limits: QueryLimits,
     pub types: Arc<TypeIndex>,
+    /// The cost of each mutation root field (1 on the storefront, 10 on the admin API).
+    pub mutation_cost: u64,
 }
 
 /// What admission measured, reported on the response.
@@ -94,6 +96,15 @@ impl Limits {
     /// Parses the request's document (async-graphql reuses the parse), applies every limit,
     /// and records the route and `@inContext` on `scope`.
     pub fn admit(&self, request: &mut Request, scope: &RequestScope) -> ServerResult<Admitted> {
+        self.admit_with(request, Some(scope))
+    }
+
+    /// [`Limits::admit`] for a request without storefront decisions (the admin API).
+    pub fn admit_with(
+        &self,
+        request: &mut Request,
+        scope: Option<&RequestScope>,
+    ) -> ServerResult<Admitted> {
         let tokens = count_tokens(&request.query);
         if tokens > self.limits.max_tokens {
             return Err(limit_error(
@@ -123,7 +134,7 @@ impl Limits {
             Err(e) => return Err(self.classify_parse_error(e, &query)),
         };
         let (requested_cost, shareable) =
-            self.check(doc, &variables, operation_name.as_deref(), Some(scope))?;
+            self.check(doc, &variables, operation_name.as_deref(), scope)?;
         let mutation = pick_operation(doc, operation_name.as_deref())
             .is_some_and(|op| op.ty == OperationType::Mutation);
         Ok(Admitted {
@@ -171,6 +182,7 @@ impl Limits {
             variables,
             self.limits.max_page_size as u64,
         );
+        walker.mutation_cost = self.mutation_cost;
         // Fragment cycles anywhere in the document are rejected before any walk.
         for name in doc.fragments.keys() {
             walker.fragment(name, |w, set, _| w.depth(set))?;

@@ -59,7 +59,7 @@ impl TypeIndex {
         }
     }
 
-    fn field_type(&self, parent: &str, field: &str) -> Option<&str> {
+    pub fn field_type(&self, parent: &str, field: &str) -> Option<&str> {
         self.fields.get(parent)?.get(field).map(String::as_str)
     }
 
@@ -128,6 +128,8 @@ pub(super) struct Walker<'a> {
     pub(super) types: &'a TypeIndex,
     pub(super) variables: &'a Variables,
     pub(super) max_page: u64,
+    /// What a field of the mutation root costs before its selection (Shopify: 10).
+    pub(super) mutation_cost: u64,
     pub(super) cost_memo: HashMap<Name, u64>,
     pub(super) depth_memo: HashMap<Name, usize>,
     pub(super) visiting: HashSet<Name>,
@@ -186,6 +188,7 @@ impl Walker<'_> {
             types,
             variables,
             max_page,
+            mutation_cost: 1,
             cost_memo: HashMap::new(),
             depth_memo: HashMap::new(),
             visiting: HashSet::new(),
@@ -288,7 +291,12 @@ impl Walker<'_> {
             let per_node = self.node_cost(&field.selection_set.node, &ty)?;
             return Ok(2u64.saturating_add(n.saturating_mul(per_node)));
         }
-        let each = 1u64.saturating_add(self.cost(&field.selection_set.node, &ty)?);
+        let own = if parent == "Mutation" {
+            self.mutation_cost
+        } else {
+            1
+        };
+        let each = own.saturating_add(self.cost(&field.selection_set.node, &ty)?);
         // Lists whose length the arguments or the implementation bound are priced per
         // element; other lists (options, selected options, menu items) are small.
         let count = match (parent, name) {

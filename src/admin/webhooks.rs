@@ -1,0 +1,268 @@
+//! Webhook subscriptions of partners: a topic (`ORDERS_CREATE`, `ORDERS_PAID`,
+//! `ORDERS_CANCELLED`, `INVENTORY_LOW`) and a URL. Deliveries are jobs of the queue,
+//! enqueued in the transaction of the change, signed with the subscription's own secret
+//! (HMAC-SHA256, see [`crate::signing`]) and retried with backoff.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Int8, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::json;
+
+use super::{Actor, AdminError, audit};
+use crate::jobs::{self, Kind, NewJob};
+
+pub const TOPICS: &[&str] = &[
+    "ORDERS_CREATE",
+    "ORDERS_PAID",
+    "ORDERS_CANCELLED",
+    "INVENTORY_LOW",
+];
+
+/// The topic of an order event (`order.created` → `ORDERS_CREATE`).
+pub fn topic_of(event: &str) -> Option<&'static str> {
+    Some(match event {
+        "order.created" => "ORDERS_CREATE",
+        "order.paid" => "ORDERS_PAID",
+        "order.cancelled" => "ORDERS_CANCELLED",
+        "inventory.low" => "INVENTORY_LOW",
+        _ => return None,
+    })
+}
+
+#[derive(QueryableByName, Debug, Clone)]
+pub struct Subscription {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub topic: String,
+    #[diesel(sql_type = Text)]
+    pub url: String,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub api_key_id: Option<i64>,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, topic, url, api_key_id, created_at";
+
+/// Creates a subscription; returns it with its signing secret (shown once).
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    topic: &str,
+    url: &str,
+    actor: &Actor,
+) -> Result<(Subscription, String), AdminError> {
+    if !TOPICS.contains(&topic) {
+        return Err(AdminError::input(
+            &["topic"],
+            "INVALID",
+            format!("Topics: {}.", TOPICS.join(", ")),
+        ));
+    }
+    let ok = url::Url::parse(url)
+        .ok()
+        .is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+    if !ok || url.len() > 2048 {
+        return Err(AdminError::input(
+            &["webhookSubscription", "callbackUrl"],
+            "INVALID",
+            "The callback URL must be an http(s) URL.",
+        ));
+    }
+    let secret = {
+        use rand::RngCore;
+        let mut b = [0u8; 32];
+        rand::rng().fill_bytes(&mut b);
+        hex::encode(b)
+    };
+    conn.transaction::<_, AdminError, _>(async |conn| {
+        let sub: Subscription = diesel::sql_query(format!(
+            "INSERT INTO webhook_subscriptions (topic, url, secret, api_key_id) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
+        ))
+        .bind::<Text, _>(topic)
+        .bind::<Text, _>(url)
+        .bind::<Text, _>(&secret)
+        .bind::<Nullable<BigInt>, _>(actor.key_id)
+        .get_result(conn)
+        .await
+        .map_err(|e| super::constraint(e, &["webhookSubscription", "callbackUrl"]))?;
+        audit::record(conn, actor, "webhookSubscriptionCreate", "WebhookSubscription", Some(sub.id.to_string()), json!({ "topic": topic, "url": url })).await?;
+        Ok((sub, secret))
+    })
+    .await
+}
+
+pub async fn delete(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    actor: &Actor,
+) -> Result<bool, AdminError> {
+    conn.transaction::<_, AdminError, _>(async |conn| {
+        let n = diesel::sql_query("DELETE FROM webhook_subscriptions WHERE id = $1")
+            .bind::<BigInt, _>(id)
+            .execute(conn)
+            .await?;
+        if n > 0 {
+            audit::record(
+                conn,
+                actor,
+                "webhookSubscriptionDelete",
+                "WebhookSubscription",
+                Some(id.to_string()),
+                json!({}),
+            )
+            .await?;
+        }
+        Ok(n > 0)
+    })
+    .await
+}
+
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    topic: Option<&str>,
+) -> QueryResult<Vec<Subscription>> {
+    diesel::sql_query(format!(
+        "SELECT {COLUMNS} FROM webhook_subscriptions WHERE ($1::text IS NULL OR topic = $1) ORDER BY id"
+    ))
+    .bind::<Nullable<Text>, _>(topic)
+    .load(conn)
+    .await
+}
+
+/// The signing secret of a subscription (`None`: it was deleted).
+pub async fn secret_of(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<String>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        secret: String,
+    }
+    let row: Option<Row> =
+        diesel::sql_query("SELECT secret FROM webhook_subscriptions WHERE id = $1")
+            .bind::<BigInt, _>(id)
+            .get_result(conn)
+            .await
+            .optional()?;
+    Ok(row.map(|r| r.secret))
+}
+
+/// Queues one delivery of `body` (event `event`, id `webhook_id`) per subscription of
+/// the event's topic, on the caller's connection.
+pub async fn enqueue(
+    conn: &mut AsyncPgConnection,
+    event: &str,
+    webhook_id: &str,
+    body: &str,
+) -> QueryResult<()> {
+    let Some(topic) = topic_of(event) else {
+        return Ok(());
+    };
+    #[derive(QueryableByName)]
+    struct Target {
+        #[diesel(sql_type = Int8)]
+        id: i64,
+        #[diesel(sql_type = Text)]
+        url: String,
+    }
+    let targets: Vec<Target> =
+        diesel::sql_query("SELECT id, url FROM webhook_subscriptions WHERE topic = $1 ORDER BY id")
+            .bind::<Text, _>(topic)
+            .load(conn)
+            .await?;
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let deliveries: Vec<NewJob> = targets
+        .iter()
+        .map(|t| {
+            NewJob::new(
+                Kind::OrderWebhook,
+                json!({ "url": t.url, "event": event, "webhook_id": webhook_id, "body": body, "subscription_id": t.id }),
+            )
+        })
+        .collect();
+    jobs::enqueue(conn, &deliveries).await?;
+    Ok(())
+}
+
+/// `inventory.low` for each variant whose available stock fell below `threshold`.
+pub async fn inventory_low(
+    conn: &mut AsyncPgConnection,
+    crossed: &[(i64, i64)],
+    threshold: i64,
+) -> QueryResult<()> {
+    if crossed.is_empty() {
+        return Ok(());
+    }
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Int8)]
+        id: i64,
+        #[diesel(sql_type = Nullable<Text>)]
+        sku: Option<String>,
+        #[diesel(sql_type = Text)]
+        title: String,
+        #[diesel(sql_type = Int8)]
+        product_id: i64,
+    }
+    let ids: Vec<i64> = crossed.iter().map(|c| c.0).collect();
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT v.id, v.sku, p.title || ' - ' || v.title AS title, v.product_id FROM product_variants v \
+         JOIN products p ON p.id = v.product_id WHERE v.id = ANY($1) ORDER BY v.id",
+    )
+    .bind::<Array<BigInt>, _>(&ids)
+    .load(conn)
+    .await?;
+    let now = Utc::now();
+    for row in rows {
+        let available = crossed
+            .iter()
+            .find(|c| c.0 == row.id)
+            .map(|c| c.1)
+            .unwrap_or(0);
+        let webhook_id = format!("inventory.low-{}-{}", row.id, now.timestamp_millis());
+        let body = json!({
+            "id": webhook_id, "event": "inventory.low", "createdAt": now,
+            "variant": {
+                "id": crate::ids::encode("ProductVariant", row.id),
+                "productId": crate::ids::encode("Product", row.product_id),
+                "sku": row.sku, "title": row.title, "available": available, "threshold": threshold,
+            },
+        })
+        .to_string();
+        enqueue(conn, "inventory.low", &webhook_id, &body).await?;
+    }
+    Ok(())
+}
+
+/// After a sale reserved `wants`: `inventory.low` for each variant it took below
+/// `threshold` (one statement; nothing more when no one subscribes to the topic).
+pub async fn inventory_low_after_sale(
+    conn: &mut AsyncPgConnection,
+    wants: &[crate::checkout::inventory::Want],
+    threshold: i64,
+) -> QueryResult<()> {
+    #[derive(QueryableByName)]
+    struct Crossed {
+        #[diesel(sql_type = Int8)]
+        id: i64,
+        #[diesel(sql_type = Int8)]
+        available: i64,
+    }
+    let ids: Vec<i64> = wants.iter().map(|w| w.variant_id).collect();
+    let quantities: Vec<i64> = wants.iter().map(|w| w.quantity).collect();
+    let crossed: Vec<Crossed> = diesel::sql_query(
+        "SELECT v.id, v.available FROM product_variants v \
+         JOIN unnest($1::int8[], $2::int8[]) AS w (id, q) ON w.id = v.id \
+         WHERE v.available < $3 AND v.available + w.q >= $3 \
+           AND EXISTS (SELECT 1 FROM webhook_subscriptions WHERE topic = 'INVENTORY_LOW')",
+    )
+    .bind::<Array<BigInt>, _>(&ids)
+    .bind::<Array<BigInt>, _>(&quantities)
+    .bind::<BigInt, _>(threshold)
+    .load(conn)
+    .await?;
+    let crossed: Vec<(i64, i64)> = crossed.iter().map(|c| (c.id, c.available)).collect();
+    inventory_low(conn, &crossed, threshold).await
+}

@@ -1,0 +1,790 @@
+//! Rate limits that hold across gateway instances.
+//!
+//! Every budget is a token bucket kept in Redis and changed by one Lua script (refill by
+//! the time elapsed on Redis's own clock, then take or give back tokens), so N gateways
+//! enforce one budget, not N. Two kinds of callers:
+//!
+//! - **Partners** ([`Limiter::charge`] / [`Limiter::refund`]): a plan's cost bucket,
+//!   charged exactly with a query's requested cost before it runs and refunded the
+//!   difference to its actual cost after.
+//! - **Storefront** ([`Limiter::hit`]): one token a request, per buyer IP and per access
+//!   token. A busy key takes its tokens from Redis in small leases (the lease doubles
+//!   while it is used up quickly, and is 1 for a key that is seldom seen), so a flood
+//!   from one address costs a Redis round trip every few requests instead of every
+//!   request; a key Redis refused is refused locally until its retry time. Tokens of a
+//!   lease that expires unused are lost, so the limit errs on the strict side, by at most
+//!   one lease per instance.
+//!
+//! In front of both, an in-process governor limiter per class holds each key to the whole
+//! budget: an instance that alone sees more than the global budget refuses without asking
+//! Redis. When Redis does not answer (`RATE_LIMIT_REDIS_TIMEOUT_MS`, then a breaker),
+//! each instance enforces its share of the budget (budget ÷ instances, the count of live
+//! instances last seen in Redis or `RATE_LIMIT_INSTANCES`): never unlimited, never
+//! refusing everyone.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use fred::prelude::*;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::config::{BucketSpec, RateLimitConfig};
+
+/// KEYS[1]: the bucket. ARGV: capacity, rate (tokens/s), min, max. Takes between `min`
+/// and `max` tokens (as many as there are, up to `max`) when at least `min` are there; a
+/// negative `min` (= `max`) gives tokens back. Returns {granted, tokens left, retry ms}.
+const BUCKET_SCRIPT: &str = r#"
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local min = tonumber(ARGV[3])
+local max = tonumber(ARGV[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil or ts == nil then
+  tokens = capacity
+  ts = now
+end
+if now > ts then
+  tokens = math.min(capacity, tokens + (now - ts) * rate / 1000)
+  ts = now
+end
+local granted = 0
+local retry = 0
+if min <= 0 then
+  tokens = math.min(capacity, tokens - min)
+  granted = min
+elseif tokens >= min then
+  granted = math.min(max, math.floor(tokens))
+  tokens = tokens - granted
+else
+  retry = math.ceil((min - tokens) * 1000 / rate)
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'ts', ts)
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity * 1000 / rate) + 60000)
+return {granted, string.format('%.6f', tokens), retry}
+"#;
+
+/// KEYS[1]: the instance set. ARGV: this instance, liveness window (ms). Returns the
+/// number of live instances.
+const INSTANCES_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+return redis.call('ZCARD', KEYS[1])
+"#;
+
+/// Failures in a row that open the breaker, and how long it stays open.
+const FAILURES_TO_OPEN: u32 = 3;
+const BREAKER_OPEN: Duration = Duration::from_secs(1);
+/// How long a storefront lease may be used, and how quickly a lease must be used up for
+/// the next one to double.
+const LEASE_TTL: Duration = Duration::from_secs(1);
+const LEASE_HOT: Duration = Duration::from_millis(250);
+const MAX_LEASE: u64 = 64;
+/// An instance that has not said it is alive for this long is not counted.
+const INSTANCE_WINDOW_MS: u64 = 15_000;
+
+/// Where a decision was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The shared budget in Redis (or a lease or refusal it gave).
+    Redis,
+    /// This instance's share, while Redis is unreachable.
+    Fallback,
+    /// The in-process first line: the key alone exceeded the whole budget here.
+    FirstLine,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Decision {
+    pub allowed: bool,
+    /// Tokens left after this decision (of the shared budget, or of the share).
+    pub remaining: f64,
+    pub capacity: u64,
+    pub rate: f64,
+    /// How long until the request could succeed (zero when allowed).
+    pub retry_after: Duration,
+    pub source: Source,
+}
+
+impl Decision {
+    /// `Retry-After` in whole seconds, rounded up (never 0 for a refusal).
+    pub fn retry_after_secs(&self) -> u64 {
+        let ms = self.retry_after.as_millis() as u64;
+        ms.div_ceil(1000).max(1)
+    }
+}
+
+/// A class of budgets: a partner plan or one of the storefront limits.
+struct Class {
+    /// The `plan` label of the metrics.
+    label: String,
+    spec: BucketSpec,
+    first_line: DefaultKeyedRateLimiter<String>,
+}
+
+/// Storefront tokens taken from Redis and not yet used, or a refusal remembered.
+struct Lease {
+    tokens: u64,
+    size: u64,
+    granted_at: Instant,
+    expires: Instant,
+    blocked_until: Option<Instant>,
+}
+
+/// A key's share of its budget while Redis is away.
+struct LocalBucket {
+    tokens: f64,
+    at: Instant,
+}
+
+pub struct Limiter {
+    client: Client,
+    server_down_logged: std::sync::atomic::AtomicBool,
+    bucket_sha: Mutex<Option<String>>,
+    instances_sha: Mutex<Option<String>>,
+    prefix: String,
+    timeout: Duration,
+    classes: HashMap<String, Class>,
+    leases: Mutex<HashMap<(String, String), Lease>>,
+    local: Mutex<HashMap<(String, String), LocalBucket>>,
+    configured_instances: u64,
+    seen_instances: AtomicU64,
+    instance_id: String,
+    failures: AtomicU32,
+    open_until: Mutex<Option<Instant>>,
+}
+
+/// The class names of the storefront and authentication budgets.
+pub const STOREFRONT_IP: &str = "storefront_ip";
+pub const STOREFRONT_TOKEN: &str = "storefront_token";
+pub const AUTH_FAILURES: &str = "auth_failures";
+
+fn plan_class(plan: &str) -> String {
+    format!("plan:{plan}")
+}
+
+fn quota(spec: BucketSpec) -> Quota {
+    let burst =
+        NonZeroU32::new(spec.capacity.min(u32::MAX as u64) as u32).unwrap_or(NonZeroU32::MIN);
+    // One token every 1/rate seconds (governor's replenishment interval).
+    let period = Duration::from_secs_f64(1.0 / spec.rate).max(Duration::from_nanos(1));
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(burst)
+}
+
+impl Limiter {
+    /// Builds the limiter and starts connecting to Redis in the background.
+    pub fn new(config: &RateLimitConfig) -> anyhow::Result<Self> {
+        let mut redis = Config::from_url(&config.redis_url)?;
+        redis.fail_fast = true;
+        let client = Builder::from_config(redis)
+            .with_connection_config(|c| {
+                c.connection_timeout = Duration::from_millis(500);
+                c.internal_command_timeout = Duration::from_millis(500);
+                c.max_command_attempts = 1;
+            })
+            .with_performance_config(|p| {
+                p.default_command_timeout = config.redis_timeout;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            .build()?;
+        client.connect();
+        let mut classes = HashMap::new();
+        let mut add = |key: String, label: &str, spec: BucketSpec| {
+            classes.insert(
+                key,
+                Class {
+                    label: label.to_string(),
+                    spec,
+                    first_line: RateLimiter::keyed(quota(spec)),
+                },
+            );
+        };
+        for (name, spec) in &config.plans {
+            add(plan_class(name), name, *spec);
+        }
+        add(STOREFRONT_IP.into(), STOREFRONT_IP, config.storefront_ip);
+        add(
+            STOREFRONT_TOKEN.into(),
+            STOREFRONT_TOKEN,
+            config.storefront_token,
+        );
+        add(AUTH_FAILURES.into(), AUTH_FAILURES, config.auth_failures);
+        for class in classes.values() {
+            for outcome in ["allowed", "throttled"] {
+                metrics::counter!("gateway_rate_limit_decisions_total", "plan" => class.label.clone(), "outcome" => outcome).increment(0);
+            }
+            metrics::counter!("gateway_rate_limit_fallback_total", "plan" => class.label.clone())
+                .increment(0);
+        }
+        let instance_id = format!("{:016x}", rand::random::<u64>());
+        Ok(Self {
+            client,
+            server_down_logged: false.into(),
+            bucket_sha: Mutex::new(None),
+            instances_sha: Mutex::new(None),
+            prefix: config.key_prefix.clone(),
+            timeout: config.redis_timeout,
+            classes,
+            leases: Mutex::new(HashMap::new()),
+            local: Mutex::new(HashMap::new()),
+            configured_instances: config.instances,
+            seen_instances: AtomicU64::new(1),
+            instance_id,
+            failures: AtomicU32::new(0),
+            open_until: Mutex::new(None),
+        })
+    }
+
+    /// Housekeeping every few seconds: counts live instances through Redis and forgets
+    /// idle keys (governor's keyed state, leases, local shares).
+    pub fn spawn_upkeep(self: &std::sync::Arc<Self>) {
+        let this = std::sync::Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                let Some(limiter) = this.upgrade() else {
+                    return;
+                };
+                limiter.heartbeat().await;
+                limiter.forget_idle();
+            }
+        });
+    }
+
+    /// Live gateways sharing the budgets (at least 1).
+    pub fn instances(&self) -> u64 {
+        if self.configured_instances > 0 {
+            self.configured_instances
+        } else {
+            self.seen_instances.load(Ordering::Relaxed).max(1)
+        }
+    }
+
+    async fn heartbeat(&self) {
+        let key = format!("{}:instances", self.prefix);
+        let args = vec![self.instance_id.clone(), INSTANCE_WINDOW_MS.to_string()];
+        if let Some(n) = self
+            .script::<i64>(&self.instances_sha, INSTANCES_SCRIPT, key, args)
+            .await
+        {
+            self.seen_instances
+                .store(n.max(1) as u64, Ordering::Relaxed);
+            metrics::gauge!("gateway_rate_limit_instances").set(n as f64);
+        }
+    }
+
+    fn forget_idle(&self) {
+        for class in self.classes.values() {
+            class.first_line.retain_recent();
+            class.first_line.shrink_to_fit();
+        }
+        let now = Instant::now();
+        lock(&self.leases).retain(|_, l| {
+            l.expires + Duration::from_secs(10) > now || l.blocked_until.is_some_and(|b| b > now)
+        });
+        let classes = &self.classes;
+        lock(&self.local).retain(|(class, _), b| {
+            let Some(c) = classes.get(class) else {
+                return false;
+            };
+            // A share refilled to full is the same as no entry.
+            now.duration_since(b.at).as_secs_f64() * c.spec.rate < c.spec.capacity as f64
+        });
+    }
+
+    /// The spec of a partner plan, if the plan exists.
+    pub fn plan(&self, plan: &str) -> Option<BucketSpec> {
+        self.classes.get(&plan_class(plan)).map(|c| c.spec)
+    }
+
+    /// Charges `cost` points of a partner's plan bucket (exactly, in Redis).
+    pub async fn charge(&self, plan: &str, key: &str, cost: u64) -> Decision {
+        self.take(&plan_class(plan), key, cost.max(1)).await
+    }
+
+    /// Gives `points` back to a partner's bucket (the requested cost not spent); returns
+    /// the points available after.
+    pub async fn refund(&self, plan: &str, key: &str, points: u64) -> Option<f64> {
+        let class_key = plan_class(plan);
+        let class = self.classes.get(&class_key)?;
+        if self.redis_ready() {
+            let neg = -(points as i64);
+            if let Some((_, tokens, _)) = self.bucket(&class_key, class, key, neg, neg).await {
+                return Some(tokens);
+            }
+        }
+        let mut local = lock(&self.local);
+        let (cap, _) = self.share(class.spec);
+        let b = self.local_bucket(&mut local, &class_key, key, class.spec);
+        b.tokens = (b.tokens + points as f64).min(cap);
+        Some(b.tokens)
+    }
+
+    /// One token of a budget, exactly (authentication failures). A refusal is also
+    /// remembered here until its retry time (see [`Limiter::blocked`]).
+    pub async fn take_one(&self, class: &str, key: &str) -> Decision {
+        let d = self.take(class, key, 1).await;
+        if !d.allowed {
+            let now = Instant::now();
+            let mut leases = lock(&self.leases);
+            let entry = leases
+                .entry((class.to_string(), key.to_string()))
+                .or_insert(Lease {
+                    tokens: 0,
+                    size: 1,
+                    granted_at: now,
+                    expires: now,
+                    blocked_until: None,
+                });
+            entry.blocked_until = Some(now + d.retry_after);
+        }
+        d
+    }
+
+    /// A refusal this instance remembers for `key` (no Redis round trip).
+    pub fn blocked(&self, class_key: &str, key: &str) -> Option<Decision> {
+        let class = self.classes.get(class_key)?;
+        let now = Instant::now();
+        let leases = lock(&self.leases);
+        let until = leases
+            .get(&(class_key.to_string(), key.to_string()))?
+            .blocked_until?;
+        (until > now).then(|| self.refusal(class, until - now, Source::Redis))
+    }
+
+    async fn take(&self, class_key: &str, key: &str, cost: u64) -> Decision {
+        let Some(class) = self.classes.get(class_key) else {
+            return allow_all();
+        };
+        if let Some(d) = self.first_line(class, key) {
+            return self.record(class, d);
+        }
+        if self.redis_ready()
+            && let Some((granted, tokens, retry)) = self
+                .bucket(class_key, class, key, cost as i64, cost as i64)
+                .await
+        {
+            return self.record(
+                class,
+                Decision {
+                    allowed: granted > 0,
+                    remaining: tokens,
+                    capacity: class.spec.capacity,
+                    rate: class.spec.rate,
+                    retry_after: Duration::from_millis(retry),
+                    source: Source::Redis,
+                },
+            );
+        }
+        let d = self.fallback(class_key, class, key, cost);
+        self.record(class, d)
+    }
+
+    /// One storefront request of `key` in budget `class` (leased from Redis).
+    pub async fn hit(&self, class_key: &str, key: &str) -> Decision {
+        let Some(class) = self.classes.get(class_key) else {
+            return allow_all();
+        };
+        if let Some(d) = self.first_line(class, key) {
+            return self.record(class, d);
+        }
+        let now = Instant::now();
+        let map_key = (class_key.to_string(), key.to_string());
+        let size = {
+            let mut leases = lock(&self.leases);
+            match leases.get_mut(&map_key) {
+                Some(l) if l.blocked_until.is_some_and(|b| b > now) => {
+                    let wait = l.blocked_until.map(|b| b - now).unwrap_or_default();
+                    return self.record(class, self.refusal(class, wait, Source::Redis));
+                }
+                Some(l) if l.tokens > 0 && l.expires > now => {
+                    l.tokens -= 1;
+                    let remaining = l.tokens as f64;
+                    return self.record(
+                        class,
+                        Decision {
+                            allowed: true,
+                            remaining,
+                            capacity: class.spec.capacity,
+                            rate: class.spec.rate,
+                            retry_after: Duration::ZERO,
+                            source: Source::Redis,
+                        },
+                    );
+                }
+                Some(l) => {
+                    let max = (class.spec.capacity / 50).clamp(1, MAX_LEASE);
+                    if now.duration_since(l.granted_at) < LEASE_HOT {
+                        (l.size * 2).min(max)
+                    } else {
+                        (l.size / 2).max(1)
+                    }
+                }
+                None => 1,
+            }
+        };
+        if self.redis_ready()
+            && let Some((granted, tokens, retry)) =
+                self.bucket(class_key, class, key, 1, size as i64).await
+        {
+            let now = Instant::now();
+            let mut leases = lock(&self.leases);
+            let entry = leases.entry(map_key).or_insert(Lease {
+                tokens: 0,
+                size,
+                granted_at: now,
+                expires: now,
+                blocked_until: None,
+            });
+            if granted > 0 {
+                // Concurrent requests of one key may each have taken a lease: pool them.
+                let left = if entry.expires > now { entry.tokens } else { 0 };
+                entry.tokens = left + granted as u64 - 1;
+                entry.size = size;
+                entry.granted_at = now;
+                entry.expires = now + LEASE_TTL;
+                entry.blocked_until = None;
+                return self.record(
+                    class,
+                    Decision {
+                        allowed: true,
+                        remaining: tokens,
+                        capacity: class.spec.capacity,
+                        rate: class.spec.rate,
+                        retry_after: Duration::ZERO,
+                        source: Source::Redis,
+                    },
+                );
+            }
+            let wait = Duration::from_millis(retry);
+            entry.blocked_until = Some(now + wait);
+            entry.tokens = 0;
+            entry.size = 1;
+            return self.record(class, self.refusal(class, wait, Source::Redis));
+        }
+        let d = self.fallback(class_key, class, key, 1);
+        self.record(class, d)
+    }
+
+    fn refusal(&self, class: &Class, wait: Duration, source: Source) -> Decision {
+        Decision {
+            allowed: false,
+            remaining: 0.0,
+            capacity: class.spec.capacity,
+            rate: class.spec.rate,
+            retry_after: wait,
+            source,
+        }
+    }
+
+    /// The in-process first line: one token a request against the whole budget.
+    fn first_line(&self, class: &Class, key: &str) -> Option<Decision> {
+        match class.first_line.check_key(&key.to_string()) {
+            Ok(()) => None,
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ));
+                Some(self.refusal(class, wait, Source::FirstLine))
+            }
+        }
+    }
+
+    fn record(&self, class: &Class, d: Decision) -> Decision {
+        let outcome = if d.allowed { "allowed" } else { "throttled" };
+        metrics::counter!("gateway_rate_limit_decisions_total", "plan" => class.label.clone(), "outcome" => outcome).increment(1);
+        if d.source == Source::Fallback {
+            metrics::counter!("gateway_rate_limit_fallback_total", "plan" => class.label.clone())
+                .increment(1);
+        }
+        d
+    }
+
+    /// This instance's share of a budget: (capacity, rate).
+    fn share(&self, spec: BucketSpec) -> (f64, f64) {
+        let n = self.instances() as f64;
+        ((spec.capacity as f64 / n).max(1.0), spec.rate / n)
+    }
+
+    fn local_bucket<'a>(
+        &self,
+        local: &'a mut HashMap<(String, String), LocalBucket>,
+        class_key: &str,
+        key: &str,
+        spec: BucketSpec,
+    ) -> &'a mut LocalBucket {
+        let (cap, rate) = self.share(spec);
+        let now = Instant::now();
+        let b = local
+            .entry((class_key.to_string(), key.to_string()))
+            .or_insert(LocalBucket {
+                tokens: cap,
+                at: now,
+            });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(cap);
+        b.at = now;
+        b
+    }
+
+    /// The decision of this instance's share (Redis is unreachable).
+    fn fallback(&self, class_key: &str, class: &Class, key: &str, cost: u64) -> Decision {
+        let (cap, rate) = self.share(class.spec);
+        let mut local = lock(&self.local);
+        let b = self.local_bucket(&mut local, class_key, key, class.spec);
+        let cost = cost as f64;
+        if b.tokens >= cost {
+            b.tokens -= cost;
+            Decision {
+                allowed: true,
+                remaining: b.tokens,
+                capacity: cap as u64,
+                rate,
+                retry_after: Duration::ZERO,
+                source: Source::Fallback,
+            }
+        } else {
+            // A cost above the whole share can never fit: wait as if the share were larger.
+            let missing = (cost.min(cap) - b.tokens).max(0.0);
+            Decision {
+                allowed: false,
+                remaining: b.tokens,
+                capacity: cap as u64,
+                rate,
+                retry_after: Duration::from_secs_f64((missing / rate).max(0.001)),
+                source: Source::Fallback,
+            }
+        }
+    }
+
+    fn redis_ready(&self) -> bool {
+        let mut open = lock(&self.open_until);
+        match *open {
+            Some(until) if Instant::now() < until => false,
+            Some(_) => {
+                // Half-open: this caller tries; the others keep falling back meanwhile.
+                *open = Some(Instant::now() + BREAKER_OPEN);
+                true
+            }
+            None => true,
+        }
+    }
+
+    fn succeeded(&self) {
+        self.failures.store(0, Ordering::Relaxed);
+        if lock(&self.open_until).take().is_some() {
+            self.server_down_logged.store(false, Ordering::Relaxed);
+            tracing::info!("Redis answers again: rate limits use the shared budgets");
+        }
+    }
+
+    fn failed(&self, error: &str) {
+        let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut open = lock(&self.open_until);
+        if n >= FAILURES_TO_OPEN || open.is_some() {
+            *open = Some(Instant::now() + BREAKER_OPEN);
+            if !self.server_down_logged.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    error,
+                    instances = self.instances(),
+                    "Redis unreachable: each gateway enforces its share of every rate limit"
+                );
+            }
+        }
+    }
+
+    /// Runs the bucket script: (granted, tokens left, retry ms).
+    async fn bucket(
+        &self,
+        class_key: &str,
+        class: &Class,
+        key: &str,
+        min: i64,
+        max: i64,
+    ) -> Option<(i64, f64, u64)> {
+        let redis_key = format!("{}:{class_key}:{key}", self.prefix);
+        let args = vec![
+            class.spec.capacity.to_string(),
+            class.spec.rate.to_string(),
+            min.to_string(),
+            max.to_string(),
+        ];
+        let (granted, tokens, retry): (i64, String, i64) = self
+            .script(&self.bucket_sha, BUCKET_SCRIPT, redis_key, args)
+            .await?;
+        Some((granted, tokens.parse().unwrap_or(0.0), retry.max(0) as u64))
+    }
+
+    /// EVALSHA of a script (loaded on first use, and again after Redis lost it), within
+    /// the timeout, feeding the breaker.
+    async fn script<R: fred::types::FromValue>(
+        &self,
+        sha: &Mutex<Option<String>>,
+        lua: &'static str,
+        key: String,
+        args: Vec<String>,
+    ) -> Option<R> {
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.timeout, async {
+            for _ in 0..2 {
+                let hash = lock(sha).clone();
+                let hash = match hash {
+                    Some(h) => h,
+                    None => {
+                        let h: String = self.client.script_load(lua).await?;
+                        *lock(sha) = Some(h.clone());
+                        h
+                    }
+                };
+                match self
+                    .client
+                    .evalsha::<R, _, _, _>(hash, key.clone(), args.clone())
+                    .await
+                {
+                    Err(e) if e.details().starts_with("NOSCRIPT") => {
+                        *lock(sha) = None;
+                    }
+                    other => return other,
+                }
+            }
+            Err(Error::new(ErrorKind::Unknown, "script could not be loaded"))
+        })
+        .await;
+        metrics::histogram!("gateway_redis_command_duration_seconds", "command" => "rate_limit")
+            .record(started.elapsed().as_secs_f64());
+        let error = match result {
+            Ok(Ok(v)) => {
+                self.succeeded();
+                return Some(v);
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".into(),
+        };
+        metrics::counter!("gateway_redis_errors_total", "command" => "rate_limit").increment(1);
+        tracing::debug!(error, "rate limit script failed");
+        self.failed(&error);
+        None
+    }
+
+    /// Whether Redis answers (for `/readyz`).
+    pub fn redis_healthy(&self) -> bool {
+        lock(&self.open_until).is_none() && self.client.is_connected()
+    }
+}
+
+fn allow_all() -> Decision {
+    Decision {
+        allowed: true,
+        remaining: f64::INFINITY,
+        capacity: u64::MAX,
+        rate: f64::INFINITY,
+        retry_after: Duration::ZERO,
+        source: Source::FirstLine,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The address a request comes from: the peer, or — when the peer is a trusted proxy —
+/// the rightmost address of `X-Forwarded-For` that is not itself a trusted proxy.
+pub fn client_ip(
+    peer: Option<std::net::IpAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &[crate::config::IpNet],
+) -> Option<std::net::IpAddr> {
+    let peer = peer?;
+    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let Some(header) = forwarded_for else {
+        return Some(peer);
+    };
+    let mut last = peer;
+    for hop in header.rsplit(',') {
+        let hop = hop.trim();
+        // `for=` style values and ports are not part of X-Forwarded-For; a bad entry
+        // ends the walk at the last good address.
+        let Ok(ip) = hop.parse::<std::net::IpAddr>() else {
+            return Some(last);
+        };
+        if !is_trusted(ip) {
+            return Some(ip);
+        }
+        last = ip;
+    }
+    Some(last)
+}
+
+/// A short, non-reversible name for a secret used as a bucket key (tokens never reach
+/// Redis or the logs).
+pub fn fingerprint(secret: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(secret.as_bytes())[..12])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::IpNet;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted = vec![IpNet::parse("10.0.0.0/8").unwrap()];
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        // An untrusted peer's header is ignored.
+        assert_eq!(
+            client_ip(Some(ip("203.0.113.9")), Some("1.2.3.4"), &trusted),
+            Some(ip("203.0.113.9"))
+        );
+        // A trusted peer: the rightmost untrusted hop (a client cannot prepend its way in).
+        assert_eq!(
+            client_ip(
+                Some(ip("10.0.0.2")),
+                Some("6.6.6.6, 198.51.100.7, 10.0.0.3"),
+                &trusted
+            ),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.2")), None, &trusted),
+            Some(ip("10.0.0.2"))
+        );
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.2")), Some("garbage"), &trusted),
+            Some(ip("10.0.0.2"))
+        );
+        assert!(IpNet::parse("::1").unwrap().contains(ip("::1")));
+        assert!(
+            IpNet::parse("127.0.0.0/8")
+                .unwrap()
+                .contains(ip("::ffff:127.0.0.1"))
+        );
+    }
+
+    #[test]
+    fn retry_after_rounds_up() {
+        let d = Decision {
+            allowed: false,
+            remaining: 0.0,
+            capacity: 1,
+            rate: 1.0,
+            retry_after: Duration::from_millis(1001),
+            source: Source::Redis,
+        };
+        assert_eq!(d.retry_after_secs(), 2);
+    }
+}
