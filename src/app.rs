@@ -31,6 +31,9 @@ pub struct App {
     pub persisted: PersistedQueries,
     /// Rate limits of partners and storefront clients (budgets in Redis).
     pub limiter: Arc<crate::ratelimit::Limiter>,
+    /// When this process last recorded each API key's use (`last_used_at` is written at
+    /// most once a minute a key).
+    pub key_touches: std::sync::Mutex<std::collections::HashMap<i64, std::time::Instant>>,
     /// Turns true once the cache's invalidation listener is in place.
     pub cache_ready: watch::Receiver<bool>,
     /// Dropped with the app: stops the invalidation listener.
@@ -53,6 +56,11 @@ impl App {
         let persisted = PersistedQueries::new(&config.cache, cache.redis.clone());
         let limiter = Arc::new(crate::ratelimit::Limiter::new(&config.rate_limits)?);
         limiter.spawn_upkeep();
+        if config.rate_limits.storefront_enabled && config.rate_limits.trusted_proxies.is_empty() {
+            tracing::info!(
+                "storefront limits key buyers by the connection's address; behind a load balancer or CDN set TRUSTED_PROXIES, or every buyer shares its budget"
+            );
+        }
         let (ready_tx, cache_ready) = watch::channel(false);
         let (stop_listener, stop_rx) = watch::channel(false);
         if config.cache.enabled {
@@ -71,6 +79,7 @@ impl App {
             cache,
             persisted,
             limiter,
+            key_touches: Default::default(),
             cache_ready,
             _stop_listener: stop_listener,
         }))

@@ -26,6 +26,9 @@ pub struct QueryLimits {
     pub max_tokens: usize,
     /// `MAX_PAGE_SIZE`: the largest `first`/`last` (and `nodes(ids:)` length) accepted.
     pub max_page_size: usize,
+    /// `MAX_QUERY_FIELDS`: fields of the operation with its fragments expanded (a few
+    /// hundred bytes of fragments spreading one another can expand without end).
+    pub max_fields: u64,
 }
 
 impl Default for QueryLimits {
@@ -37,6 +40,7 @@ impl Default for QueryLimits {
             max_root_fields: 20,
             max_tokens: 15_000,
             max_page_size: 250,
+            max_fields: 5_000,
         }
     }
 }
@@ -199,6 +203,9 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// `METRICS_ENABLED`, `METRICS_ADDR`, `SLOW_QUERY_MS`, `METRICS_MAX_OPERATIONS`.
     pub metrics: crate::telemetry::metrics::MetricsConfig,
+    /// `WEBHOOK_ALLOW_PRIVATE_TARGETS`: partners' webhook subscriptions may point at
+    /// loopback and private addresses (development and tests only).
+    pub webhook_allow_private_targets: bool,
     /// `RATE_LIMIT_*`, `ADMIN_PLANS`, `STOREFRONT_*_LIMIT`, `TRUSTED_PROXIES`, `STOREFRONT_PRIVATE_TOKENS`.
     pub rate_limits: RateLimitConfig,
 }
@@ -484,6 +491,7 @@ impl Config {
             max_root_fields: parse("MAX_QUERY_ROOT_FIELDS", defaults.max_root_fields)?,
             max_tokens: parse("MAX_QUERY_TOKENS", defaults.max_tokens)?,
             max_page_size: parse("MAX_PAGE_SIZE", defaults.max_page_size)?,
+            max_fields: parse("MAX_QUERY_FIELDS", defaults.max_fields)?,
         };
         if limits.max_page_size == 0 || limits.max_depth == 0 {
             bail!("MAX_PAGE_SIZE and MAX_QUERY_DEPTH must be at least 1");
@@ -538,7 +546,7 @@ impl Config {
                     }),
                 )?,
                 reservation_ttl: Duration::from_secs(parse("RESERVATION_TTL_SECS", 900u64)?),
-                order_webhook_urls,
+                hooks: crate::checkout::events::Hooks::new(order_webhook_urls),
                 inventory_low_threshold: parse("INVENTORY_LOW_THRESHOLD", 5i64)?,
             },
             order_webhook_secret,
@@ -575,6 +583,7 @@ impl Config {
                 max_operations: parse("METRICS_MAX_OPERATIONS", 200usize)?,
             },
             rate_limits,
+            webhook_allow_private_targets: flag("WEBHOOK_ALLOW_PRIVATE_TARGETS", false)?,
         })
     }
 }

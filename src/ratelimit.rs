@@ -314,16 +314,27 @@ impl Limiter {
         self.take(&plan_class(plan), key, cost.max(1)).await
     }
 
-    /// Gives `points` back to a partner's bucket (the requested cost not spent); returns
-    /// the points available after.
-    pub async fn refund(&self, plan: &str, key: &str, points: u64) -> Option<f64> {
+    /// Gives `points` back to a partner's bucket (the requested cost not spent), to where
+    /// `charged` took them from (Redis, or this instance's share); returns the points
+    /// available after. A Redis refund that fails is dropped: the limit errs strict.
+    pub async fn refund(
+        &self,
+        plan: &str,
+        key: &str,
+        points: u64,
+        charged: &Decision,
+    ) -> Option<f64> {
         let class_key = plan_class(plan);
         let class = self.classes.get(&class_key)?;
-        if self.redis_ready() {
-            let neg = -(points as i64);
-            if let Some((_, tokens, _)) = self.bucket(&class_key, class, key, neg, neg).await {
-                return Some(tokens);
+        if charged.source == Source::Redis {
+            if !self.redis_ready() {
+                return None;
             }
+            let neg = -(points as i64);
+            return self
+                .bucket(&class_key, class, key, neg, neg)
+                .await
+                .map(|(_, tokens, _)| tokens);
         }
         let mut local = lock(&self.local);
         let (cap, _) = self.share(class.spec);
@@ -544,7 +555,10 @@ impl Limiter {
         let mut local = lock(&self.local);
         let b = self.local_bucket(&mut local, class_key, key, class.spec);
         let cost = cost as f64;
-        if b.tokens >= cost {
+        // A full share always admits one request, even one costing more than the share
+        // (the bucket goes below zero and refills): otherwise such a query could never
+        // run while Redis is away.
+        if b.tokens >= cost || b.tokens >= cap {
             b.tokens -= cost;
             Decision {
                 allowed: true,
@@ -729,6 +743,21 @@ pub fn client_ip(
     Some(last)
 }
 
+/// The bucket key of an address: IPv4 as it is, IPv6 by its /64 (one subscriber's
+/// allocation: otherwise anyone with a /64 would have endless buckets).
+pub fn address_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 /// A short, non-reversible name for a secret used as a bucket key (tokens never reach
 /// Redis or the logs).
 pub fn fingerprint(secret: &str) -> String {
@@ -768,6 +797,11 @@ mod tests {
             Some(ip("10.0.0.2"))
         );
         assert!(IpNet::parse("::1").unwrap().contains(ip("::1")));
+        assert_eq!(
+            address_key(ip("2001:db8:1:2:aaaa::1")),
+            address_key(ip("2001:db8:1:2:ffff::9"))
+        );
+        assert_eq!(address_key(ip("::ffff:192.0.2.1")), "192.0.2.1");
         assert!(
             IpNet::parse("127.0.0.0/8")
                 .unwrap()

@@ -1003,6 +1003,8 @@ async fn orders_webhooks_and_exports_for_partners() {
     c.rate_limits.plans = vec![("big".into(), bucket(1_000_000, 100_000.0))];
     c.jobs.worker.poll_interval = Duration::from_millis(50);
     c.checkout.inventory_low_threshold = 5;
+    // The partner's endpoint is on 127.0.0.1 (refused by default: see the SSRF test).
+    c.webhook_allow_private_targets = true;
     let (stop, rx) = tokio::sync::watch::channel(false);
     let workers = commerce_gateway::app::spawn_workers(&c, rx).unwrap();
     let s = TestServer::start(c).await;
@@ -1172,7 +1174,7 @@ async fn orders_webhooks_and_exports_for_partners() {
     let second: i64 = order_ids[1].rsplit('/').next().unwrap().parse().unwrap();
     {
         let mut conn = db.conn().await;
-        commerce_gateway::checkout::orders::mark_paid(&mut conn, second, &[])
+        commerce_gateway::checkout::orders::mark_paid(&mut conn, second, &Default::default())
             .await
             .unwrap();
     }
@@ -1275,4 +1277,150 @@ async fn orders_webhooks_and_exports_for_partners() {
     );
     let _ = stop.send(true);
     workers.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fragment_bombs_and_refusals_cost_time_and_points_linearly() {
+    let db = TestDb::new(1).await;
+    let s = server(&db).await;
+    let k = key(&db, "bomb", &["read_products"], "big").await;
+    // n fragments, each spreading the next twice: 2^n paths when walked naively.
+    let bomb = |n: usize, leaf: &str, on: &str, root: &str| {
+        let mut doc = format!("query {{ {root} }}\n");
+        for i in 0..n {
+            doc.push_str(&format!(
+                "fragment F{i} on {on} {{ ...F{next} ...F{next} }}\n",
+                next = i + 1
+            ));
+        }
+        doc.push_str(&format!("fragment F{n} on {on} {{ {leaf} }}\n"));
+        doc
+    };
+    let started = Instant::now();
+    // 2^40: refused by admission, at the root or below it, before it costs anything.
+    for (on, root) in [
+        ("QueryRoot", "...F0"),
+        ("ApiKey", "currentApiKey { ...F0 }"),
+    ] {
+        let leaf = if on == "ApiKey" {
+            "name"
+        } else {
+            "currentApiKey { name }"
+        };
+        let a = ask(&s, &k, &bomb(40, leaf, on, root), json!({})).await;
+        assert!(
+            ["MAX_FIELDS_EXCEEDED", "MAX_COST_EXCEEDED"].contains(&a.code().as_str()),
+            "{}",
+            a.body
+        );
+    }
+    // 2^10 spreads: within the limits; the scope check walks each fragment once.
+    let ok = ask(
+        &s,
+        &k,
+        &bomb(10, "name", "ApiKey", "currentApiKey { ...F0 }"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        ok.body["data"]["currentApiKey"]["name"], "bomb",
+        "{}",
+        ok.body
+    );
+    let denied = bomb(
+        10,
+        "variants(first: 1) { nodes { inventoryLevels { onHand } } }",
+        "Product",
+        "products(first: 1) { nodes { ...F0 } }",
+    );
+    let a = ask(&s, &k, &denied, json!({})).await;
+    assert_eq!(a.code(), "ACCESS_DENIED", "{}", a.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered in {:?}",
+        started.elapsed()
+    );
+    // A refusal costs a point and reports the throttle status like any response.
+    let slow = key(&db, "slow", &["read_products"], "slow").await;
+    let a = ask(
+        &s,
+        &slow,
+        "{ orders(first: 1) { nodes { id } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(a.code(), "ACCESS_DENIED", "{}", a.body);
+    let left = a.available();
+    assert!((98.0..=99.5).contains(&left), "{}", a.body);
+    // Lists bounded by an argument are priced per item.
+    let skus: Vec<String> = (0..30).map(|i| format!("SKU-{i}")).collect();
+    let priced = ask(
+        &s,
+        &k,
+        "query($s: [String!]!) { productVariantsBySku(skus: $s) { id } }",
+        json!({ "s": skus }),
+    )
+    .await;
+    assert_eq!(
+        priced.body["extensions"]["cost"]["requestedQueryCost"], 30,
+        "{}",
+        priced.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_targets_must_be_public_and_belong_to_their_key() {
+    let db = TestDb::new(0).await;
+    let s = server(&db).await;
+    let a = key(&db, "a", &["write_webhooks"], "big").await;
+    let b = key(&db, "b", &["write_webhooks"], "big").await;
+    let create = "mutation($u: String!) { webhookSubscriptionCreate(topic: \"ORDERS_PAID\", callbackUrl: $u) { webhookSubscription { id } userErrors { field code message } } }";
+    for internal in [
+        "http://127.0.0.1:8080/x",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.1.2.3/hook",
+        "http://[::1]/hook",
+        "http://localhost/hook",
+    ] {
+        let r = ask(&s, &a, create, json!({ "u": internal })).await;
+        let e = &r.body["data"]["webhookSubscriptionCreate"]["userErrors"][0];
+        assert_eq!(e["code"], "INVALID", "{internal}: {}", r.body);
+        assert_eq!(e["field"], json!(["callbackUrl"]));
+    }
+    // A public address is accepted (the check resolves the host; nothing is sent).
+    let r = ask(
+        &s,
+        &a,
+        create,
+        json!({ "u": "https://93.184.215.14/hooks" }),
+    )
+    .await;
+    let id = r.body["data"]["webhookSubscriptionCreate"]["webhookSubscription"]["id"]
+        .as_str()
+        .expect("created")
+        .to_string();
+    // Another partner neither sees nor deletes it.
+    let theirs = ask(&s, &b, "{ webhookSubscriptions { id } }", json!({})).await;
+    assert_eq!(
+        theirs.body["data"]["webhookSubscriptions"],
+        json!([]),
+        "{}",
+        theirs.body
+    );
+    let del = "mutation($id: ID!) { webhookSubscriptionDelete(id: $id) { deletedId userErrors { code } } }";
+    let r = ask(&s, &b, del, json!({ "id": id })).await;
+    assert_eq!(
+        r.body["data"]["webhookSubscriptionDelete"]["userErrors"][0]["code"],
+        "NOT_FOUND"
+    );
+    let mine = ask(&s, &a, "{ webhookSubscriptions { id } }", json!({})).await;
+    assert_eq!(
+        mine.body["data"]["webhookSubscriptions"][0]["id"],
+        id.as_str()
+    );
+    let r = ask(&s, &a, del, json!({ "id": id })).await;
+    assert_eq!(
+        r.body["data"]["webhookSubscriptionDelete"]["deletedId"],
+        id.as_str()
+    );
 }

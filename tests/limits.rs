@@ -203,3 +203,33 @@ async fn limits_and_introspection_follow_the_configuration() {
         .await;
     assert_eq!(body["data"]["__schema"]["queryType"]["name"], "QueryRoot");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fragments_that_double_at_every_level_are_refused_before_they_run() {
+    let db = TestDb::new(1).await;
+    let server = TestServer::start(config(&db)).await;
+    // 40 fragments, each spreading the next twice: under a kilobyte, 2^40 fields to
+    // execute. Priced once per fragment, it is cheap; expanded, it is refused.
+    let mut doc = String::from("{ products(first: 1) { nodes { ...F0 } } }\n");
+    for i in 0..40 {
+        doc.push_str(&format!(
+            "fragment F{i} on Product {{ ...F{n} ...F{n} }}\n",
+            n = i + 1
+        ));
+    }
+    doc.push_str("fragment F40 on Product { id }\n");
+    let started = std::time::Instant::now();
+    let body = server.gql(&doc, serde_json::json!({})).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(common::error_code(&body), "MAX_FIELDS_EXCEEDED", "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("MAX_QUERY_FIELDS")
+    );
+}

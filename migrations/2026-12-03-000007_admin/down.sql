@@ -1,3 +1,4 @@
+DROP INDEX orders_email_lower_idx;
 ALTER TABLE orders DROP COLUMN fulfilled_at, DROP COLUMN tracking_number, DROP COLUMN tracking_url,
     DROP COLUMN refunded_minor, DROP COLUMN refunded_at;
 DROP TABLE exports;

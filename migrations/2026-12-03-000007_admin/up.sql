@@ -65,5 +65,6 @@ ALTER TABLE orders
     ADD COLUMN tracking_url     TEXT,
     ADD COLUMN refunded_minor   BIGINT NOT NULL DEFAULT 0 CHECK (refunded_minor >= 0),
     ADD COLUMN refunded_at      TIMESTAMPTZ;
--- The admin API's "updated since" filter walks this index.
-CREATE INDEX IF NOT EXISTS orders_updated_at_idx ON orders (updated_at, id);
+-- The admin API's filter by email matches addresses case-insensitively (checkout keeps
+-- them as typed).
+CREATE INDEX orders_email_lower_idx ON orders (lower(email), id);

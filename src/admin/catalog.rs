@@ -16,8 +16,17 @@ struct Id {
     id: i64,
 }
 
-/// The location stock is written to when none is named (the importer's).
+/// The location stock is written to when none is named (the importer's). Read first:
+/// an upsert would lock the row for the whole transaction and serialize every writer.
 pub async fn default_location(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
+    let found: Option<Id> =
+        diesel::sql_query("SELECT id FROM locations WHERE name = 'Main warehouse'")
+            .get_result(conn)
+            .await
+            .optional()?;
+    if let Some(row) = found {
+        return Ok(row.id);
+    }
     let row: Id = diesel::sql_query(
         "INSERT INTO locations (name) VALUES ('Main warehouse') \
          ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
@@ -25,6 +34,20 @@ pub async fn default_location(conn: &mut AsyncPgConnection) -> QueryResult<i64> 
     .get_result(conn)
     .await?;
     Ok(row.id)
+}
+
+/// Locks the stock rows of `variant_ids` in (variant, location) order — checkout's order
+/// — before a write that touches the variants (or cascades to their stock), so it cannot
+/// deadlock with a checkout whose stock triggers update the same variants.
+async fn lock_stock_of(conn: &mut AsyncPgConnection, variant_ids: &[i64]) -> QueryResult<()> {
+    diesel::sql_query(
+        "SELECT 1 FROM inventory_levels WHERE variant_id = ANY($1) \
+         ORDER BY variant_id, location_id FOR UPDATE",
+    )
+    .bind::<Array<BigInt>, _>(variant_ids)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Checks a draft before it is written.
@@ -396,7 +419,23 @@ pub async fn delete_product(
     id: i64,
     actor: &Actor,
 ) -> Result<bool, AdminError> {
-    delete_row(conn, "products", "Product", "productDelete", id, actor).await
+    conn.transaction::<_, AdminError, _>(async |conn| {
+        #[derive(QueryableByName)]
+        struct V {
+            #[diesel(sql_type = BigInt)]
+            id: i64,
+        }
+        let variants: Vec<V> =
+            diesel::sql_query("SELECT id FROM product_variants WHERE product_id = $1")
+                .bind::<BigInt, _>(id)
+                .load(conn)
+                .await?;
+        let ids: Vec<i64> = variants.iter().map(|v| v.id).collect();
+        // The delete cascades to the variants' stock rows.
+        lock_stock_of(conn, &ids).await?;
+        delete_row(conn, "products", "Product", "productDelete", id, actor).await
+    })
+    .await
 }
 
 /// A partial update of one variant; prices are in `currency` (the shop's by default).
@@ -460,7 +499,9 @@ pub async fn update_variants(
     }
     let mut sorted: Vec<&VariantPatch> = patches.iter().collect();
     sorted.sort_by_key(|p| p.id);
+    let ids: Vec<i64> = sorted.iter().map(|p| p.id).collect();
     conn.transaction::<_, AdminError, _>(async |conn| {
+        lock_stock_of(conn, &ids).await?;
         let mut missing = Vec::new();
         for (i, p) in sorted.iter().enumerate() {
             let n = diesel::sql_query(
@@ -541,6 +582,7 @@ pub async fn delete_variants(
         return Err(AdminError::Input(vec![too_many("variantsIds", ids.len())]));
     }
     conn.transaction::<_, AdminError, _>(async |conn| {
+        lock_stock_of(conn, ids).await?;
         #[derive(QueryableByName)]
         struct Count {
             #[diesel(sql_type = BigInt)]

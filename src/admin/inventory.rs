@@ -57,7 +57,9 @@ pub async fn apply(
             ));
         }
         let limit = i32::MAX as i64;
-        if (!adjust && !(0..=limit).contains(&c.quantity)) || (adjust && c.quantity.abs() > limit) {
+        if (!adjust && !(0..=limit).contains(&c.quantity))
+            || (adjust && c.quantity.unsigned_abs() > limit as u64)
+        {
             errors.push(UserError::new(
                 &[field, &at, if adjust { "delta" } else { "quantity" }],
                 "INVALID",
@@ -113,7 +115,18 @@ pub async fn apply(
                     .collect(),
             ));
         }
-        // Stock before, for the low-stock webhook (the variants' rows locked in id order).
+        // Stock rows first, in (variant, location) order — the order checkouts lock them
+        // in — and only then anything of the variant rows (the stock triggers update
+        // those), so a partner sync and a checkout rush never deadlock.
+        diesel::sql_query(
+            "SELECT 1 FROM inventory_levels l JOIN unnest($1::int8[], $2::int8[]) AS x (v, loc) \
+             ON l.variant_id = x.v AND l.location_id = x.loc ORDER BY l.variant_id, l.location_id FOR UPDATE OF l",
+        )
+        .bind::<Array<BigInt>, _>(&variants)
+        .bind::<Array<BigInt>, _>(&locations)
+        .execute(conn)
+        .await?;
+        // Stock before, for the low-stock webhook.
         #[derive(QueryableByName)]
         struct Available {
             #[diesel(sql_type = Int8)]
@@ -123,20 +136,11 @@ pub async fn apply(
         }
         let mut unique = variants.clone();
         unique.dedup();
-        let before: Vec<Available> = diesel::sql_query(
-            "SELECT id, available FROM product_variants WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
-        )
-        .bind::<Array<BigInt>, _>(&unique)
-        .load(conn)
-        .await?;
-        diesel::sql_query(
-            "SELECT 1 FROM inventory_levels l JOIN unnest($1::int8[], $2::int8[]) AS x (v, loc) \
-             ON l.variant_id = x.v AND l.location_id = x.loc ORDER BY l.variant_id, l.location_id FOR UPDATE OF l",
-        )
-        .bind::<Array<BigInt>, _>(&variants)
-        .bind::<Array<BigInt>, _>(&locations)
-        .execute(conn)
-        .await?;
+        let before: Vec<Available> =
+            diesel::sql_query("SELECT id, available FROM product_variants WHERE id = ANY($1)")
+                .bind::<Array<BigInt>, _>(&unique)
+                .load(conn)
+                .await?;
         let sql = if adjust {
             "INSERT INTO inventory_levels AS l (variant_id, location_id, on_hand) \
              SELECT v, loc, q::int4 FROM unnest($1::int8[], $2::int8[], $3::int8[]) AS x (v, loc, q) ORDER BY v, loc \

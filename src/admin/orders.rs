@@ -10,8 +10,10 @@ use serde_json::json;
 use super::{Actor, AdminError, audit};
 use crate::checkout::events::{self, OrderEvent};
 use crate::checkout::orders::{self, Order};
-use crate::checkout::payments::PaymentProvider;
+use crate::checkout::payments::Payments;
 use crate::db::schema::orders as o;
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
 pub const STATUSES: &[&str] = &[
     "PENDING_PAYMENT",
@@ -50,7 +52,8 @@ pub async fn list(
         q = q.filter(o::created_at.le(t));
     }
     if let Some(e) = &filter.email {
-        q = q.filter(o::email.eq(e.trim().to_lowercase()));
+        // Checkout keeps the address as typed; addresses match case-insensitively.
+        q = q.filter(lower(o::email).eq(e.trim().to_lowercase()));
     }
     if let Some(t) = filter.updated_min {
         q = q.filter(o::updated_at.ge(t));
@@ -132,14 +135,15 @@ pub async fn fulfill(
     .await
 }
 
-/// Cancels an order. Unpaid: its reservation is released. Paid (not yet shipped): the
-/// payment is refunded in full and the units go back on hand.
+/// Cancels an order. Unpaid: its reservation is released and the payment authorization
+/// voided (after the commit); refused while a payment success is being processed. Paid
+/// (not yet shipped): the payment is refunded in full and the units go back on hand.
 pub async fn cancel(
     conn: &mut AsyncPgConnection,
     id: i64,
     reason: &str,
-    provider: &dyn PaymentProvider,
-    hooks: &[String],
+    payments: &Payments,
+    hooks: &events::Hooks,
     actor: &Actor,
 ) -> Result<Order, AdminError> {
     let reason = reason.trim();
@@ -150,58 +154,92 @@ pub async fn cancel(
             "Give a reason of 1 to 255 characters.",
         ));
     }
-    conn.transaction::<_, AdminError, _>(async |conn| {
-        let order = locked(conn, id).await?;
-        match order.status.as_str() {
-            "PENDING_PAYMENT" => {
-                orders::cancel_pending(conn, id, reason, hooks).await?;
-            }
-            "PAID" => {
-                let remaining = order.total_minor - order.refunded_minor;
-                if remaining > 0 {
-                    provider
-                        .refund(
-                            &order.payment_reference,
-                            remaining,
-                            &format!("cancel-{}", order.id),
-                        )
-                        .await
-                        .map_err(|e| {
-                            AdminError::input(
-                                &["id"],
-                                "PAYMENT_FAILED",
-                                format!("The refund failed: {e}"),
-                            )
-                        })?;
-                }
-                crate::checkout::inventory::restock(conn, id).await?;
-                diesel::update(o::table.find(id))
-                    .set((
-                        o::status.eq("CANCELLED"),
-                        o::cancel_reason.eq(reason),
-                        o::cancelled_at.eq(diesel::dsl::now),
-                        o::refunded_minor.eq(order.total_minor),
-                        o::refunded_at.eq(diesel::dsl::now),
-                        o::updated_at.eq(diesel::dsl::now),
-                    ))
-                    .execute(conn)
+    let (order, from) = conn
+        .transaction::<_, AdminError, _>(async |conn| {
+            let order = locked(conn, id).await?;
+            match order.status.as_str() {
+                "PENDING_PAYMENT" => {
+                    // The expiry job's rule: a stored, unprocessed payment success wins.
+                    #[derive(diesel::QueryableByName)]
+                    struct Pending {
+                        #[diesel(sql_type = diesel::sql_types::Bool)]
+                        pending: bool,
+                    }
+                    let p: Pending = diesel::sql_query(
+                        "SELECT EXISTS (SELECT 1 FROM payment_events e WHERE e.provider = $1 AND e.reference = $2 \
+                         AND e.event_type = 'payment.succeeded' AND e.processed_at IS NULL) AS pending",
+                    )
+                    .bind::<diesel::sql_types::Text, _>(&order.payment_provider)
+                    .bind::<diesel::sql_types::Text, _>(&order.payment_reference)
+                    .get_result(conn)
                     .await?;
-                events::emit(conn, id, OrderEvent::Cancelled, hooks).await?;
+                    if p.pending {
+                        return Err(AdminError::input(
+                            &["id"],
+                            "INVALID_STATE",
+                            "The order's payment is being processed; retry in a moment.",
+                        ));
+                    }
+                    orders::cancel_pending(conn, id, reason, hooks).await?;
+                }
+                "PAID" => {
+                    let remaining = order.total_minor - order.refunded_minor;
+                    if remaining > 0 {
+                        refund_through(payments, &order, remaining).await?;
+                    }
+                    crate::checkout::inventory::restock(conn, id).await?;
+                    diesel::update(o::table.find(id))
+                        .set((
+                            o::status.eq("CANCELLED"),
+                            o::cancel_reason.eq(reason),
+                            o::cancelled_at.eq(diesel::dsl::now),
+                            o::refunded_minor.eq(order.total_minor),
+                            o::refunded_at.eq(diesel::dsl::now),
+                            o::updated_at.eq(diesel::dsl::now),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    events::emit(conn, id, OrderEvent::Cancelled, hooks).await?;
+                }
+                _ => return Err(wrong_state(&order, "cancelled")),
             }
-            _ => return Err(wrong_state(&order, "cancelled")),
-        }
-        audit::record(
-            conn,
-            actor,
-            "orderCancel",
-            "Order",
-            Some(id.to_string()),
-            json!({ "from": order.status, "status": "CANCELLED", "reason": reason }),
-        )
+            audit::record(conn, actor, "orderCancel", "Order", Some(id.to_string()),
+                json!({ "from": order.status, "status": "CANCELLED", "reason": reason })).await?;
+            let from = order.status.clone();
+            Ok((orders::by_id(conn, id).await?.unwrap_or(order), from))
+        })
         .await?;
-        Ok(orders::by_id(conn, id).await?.unwrap_or(order))
-    })
-    .await
+    if from == "PENDING_PAYMENT"
+        && let Some(provider) = payments.provider(&order.payment_provider)
+        && let Err(e) = provider.void(&order.payment_reference).await
+    {
+        // The order is cancelled either way; an authorization left open lapses.
+        tracing::warn!(order = order.number, error = %e, "could not void the payment authorization");
+    }
+    Ok(order)
+}
+
+/// Refunds through the order's own provider. The idempotency key names the refunded
+/// amount so far, so a retry after a lost answer — or a refund after a cancellation whose
+/// transaction failed after its refund — refunds once.
+async fn refund_through(payments: &Payments, order: &Order, amount: i64) -> Result<(), AdminError> {
+    let provider = payments.provider(&order.payment_provider).ok_or_else(|| {
+        AdminError::input(
+            &["id"],
+            "PAYMENT_FAILED",
+            format!(
+                "The payment provider {:?} is not configured.",
+                order.payment_provider
+            ),
+        )
+    })?;
+    let key = format!("refund-{}-{}", order.id, order.refunded_minor);
+    provider
+        .refund(&order.payment_reference, amount, &key)
+        .await
+        .map_err(|e| {
+            AdminError::input(&["id"], "PAYMENT_FAILED", format!("The refund failed: {e}"))
+        })
 }
 
 /// Refunds `amount_minor` (the whole remainder when `None`) of a paid or fulfilled
@@ -210,7 +248,7 @@ pub async fn refund(
     conn: &mut AsyncPgConnection,
     id: i64,
     amount_minor: Option<i64>,
-    provider: &dyn PaymentProvider,
+    payments: &Payments,
     actor: &Actor,
 ) -> Result<Order, AdminError> {
     conn.transaction::<_, AdminError, _>(async |conn| {
@@ -231,14 +269,7 @@ pub async fn refund(
                 ),
             ));
         }
-        // The key names this refund: a retried request after a lost answer refunds once.
-        let key = format!("refund-{}-{}", order.id, order.refunded_minor);
-        provider
-            .refund(&order.payment_reference, amount, &key)
-            .await
-            .map_err(|e| {
-                AdminError::input(&["id"], "PAYMENT_FAILED", format!("The refund failed: {e}"))
-            })?;
+        refund_through(payments, &order, amount).await?;
         let full = amount == remaining;
         let status = if full {
             "REFUNDED"

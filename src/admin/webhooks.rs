@@ -46,11 +46,112 @@ pub struct Subscription {
 
 const COLUMNS: &str = "id, topic, url, api_key_id, created_at";
 
+/// The topics anyone subscribes to, read at most once a second (and again at once after
+/// this process changes a subscription), so that order events and sales pay no look-up
+/// when no partner listens. A subscription made on another gateway receives events from
+/// at most a second after it was created.
+#[derive(Debug, Default)]
+pub struct TopicCache(std::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>);
+
+const TOPIC_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl TopicCache {
+    pub async fn has(&self, conn: &mut AsyncPgConnection, topic: &str) -> QueryResult<bool> {
+        let fresh = {
+            let cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            cached
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < TOPIC_TTL)
+                .map(|(_, topics)| topics.iter().any(|t| t == topic))
+        };
+        if let Some(found) = fresh {
+            return Ok(found);
+        }
+        #[derive(QueryableByName)]
+        struct Topic {
+            #[diesel(sql_type = Text)]
+            topic: String,
+        }
+        let read_at = std::time::Instant::now();
+        let topics: Vec<Topic> =
+            diesel::sql_query("SELECT DISTINCT topic FROM webhook_subscriptions")
+                .load(conn)
+                .await?;
+        let topics: Vec<String> = topics.into_iter().map(|t| t.topic).collect();
+        let found = topics.iter().any(|t| t == topic);
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((read_at, topics));
+        Ok(found)
+    }
+
+    /// Forgets the cached topics (after a subscription changed here).
+    pub fn forget(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// Whether `ip` is an address on the public internet (not loopback, private, link-local,
+/// shared, documentation, multicast or unspecified).
+fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || o[0] == 0)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] == 0x2001 && s[1] == 0x0db8))
+        }
+    }
+}
+
+/// Refuses callback URLs that resolve to non-public addresses (the gateway's own
+/// network, cloud metadata endpoints), unless `allow_private`
+/// (`WEBHOOK_ALLOW_PRIVATE_TARGETS`). Deliveries never follow redirects.
+async fn check_target(url: &url::Url, allow_private: bool) -> Result<(), AdminError> {
+    if allow_private {
+        return Ok(());
+    }
+    let bad = |m: &str| AdminError::input(&["callbackUrl"], "INVALID", m.to_string());
+    let host = url
+        .host_str()
+        .ok_or_else(|| bad("The callback URL has no host."))?
+        .trim_matches(['[', ']']);
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|_| bad("The callback URL's host does not resolve."))?
+        .collect();
+    if addrs.is_empty() || addrs.iter().any(|a| !is_public(a.ip())) {
+        return Err(bad(
+            "The callback URL must reach a public address (WEBHOOK_ALLOW_PRIVATE_TARGETS allows others).",
+        ));
+    }
+    Ok(())
+}
+
 /// Creates a subscription; returns it with its signing secret (shown once).
 pub async fn create(
     conn: &mut AsyncPgConnection,
     topic: &str,
     url: &str,
+    allow_private: bool,
     actor: &Actor,
 ) -> Result<(Subscription, String), AdminError> {
     if !TOPICS.contains(&topic) {
@@ -60,16 +161,17 @@ pub async fn create(
             format!("Topics: {}.", TOPICS.join(", ")),
         ));
     }
-    let ok = url::Url::parse(url)
+    let parsed = url::Url::parse(url)
         .ok()
-        .is_some_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-    if !ok || url.len() > 2048 {
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+    let Some(parsed) = parsed.filter(|_| url.len() <= 2048) else {
         return Err(AdminError::input(
-            &["webhookSubscription", "callbackUrl"],
+            &["callbackUrl"],
             "INVALID",
             "The callback URL must be an http(s) URL.",
         ));
-    }
+    };
+    check_target(&parsed, allow_private).await?;
     let secret = {
         use rand::RngCore;
         let mut b = [0u8; 32];
@@ -86,23 +188,37 @@ pub async fn create(
         .bind::<Nullable<BigInt>, _>(actor.key_id)
         .get_result(conn)
         .await
-        .map_err(|e| super::constraint(e, &["webhookSubscription", "callbackUrl"]))?;
-        audit::record(conn, actor, "webhookSubscriptionCreate", "WebhookSubscription", Some(sub.id.to_string()), json!({ "topic": topic, "url": url })).await?;
+        .map_err(|e| super::constraint(e, &["callbackUrl"]))?;
+        audit::record(
+            conn,
+            actor,
+            "webhookSubscriptionCreate",
+            "WebhookSubscription",
+            Some(sub.id.to_string()),
+            json!({ "topic": topic, "url": url }),
+        )
+        .await?;
         Ok((sub, secret))
     })
     .await
 }
 
+/// Deletes a subscription; `owner` (a key id) limits it to that key's subscriptions
+/// (`None`: any, for a key with the `admin` scope).
 pub async fn delete(
     conn: &mut AsyncPgConnection,
     id: i64,
+    owner: Option<i64>,
     actor: &Actor,
 ) -> Result<bool, AdminError> {
     conn.transaction::<_, AdminError, _>(async |conn| {
-        let n = diesel::sql_query("DELETE FROM webhook_subscriptions WHERE id = $1")
-            .bind::<BigInt, _>(id)
-            .execute(conn)
-            .await?;
+        let n = diesel::sql_query(
+            "DELETE FROM webhook_subscriptions WHERE id = $1 AND ($2::int8 IS NULL OR api_key_id = $2)",
+        )
+        .bind::<BigInt, _>(id)
+        .bind::<Nullable<BigInt>, _>(owner)
+        .execute(conn)
+        .await?;
         if n > 0 {
             audit::record(
                 conn,
@@ -119,14 +235,18 @@ pub async fn delete(
     .await
 }
 
+/// Subscriptions, of one topic or all; `owner` limits them to one key's.
 pub async fn list(
     conn: &mut AsyncPgConnection,
     topic: Option<&str>,
+    owner: Option<i64>,
 ) -> QueryResult<Vec<Subscription>> {
     diesel::sql_query(format!(
-        "SELECT {COLUMNS} FROM webhook_subscriptions WHERE ($1::text IS NULL OR topic = $1) ORDER BY id"
+        "SELECT {COLUMNS} FROM webhook_subscriptions WHERE ($1::text IS NULL OR topic = $1) \
+         AND ($2::int8 IS NULL OR api_key_id = $2) ORDER BY id"
     ))
     .bind::<Nullable<Text>, _>(topic)
+    .bind::<Nullable<BigInt>, _>(owner)
     .load(conn)
     .await
 }
@@ -237,12 +357,16 @@ pub async fn inventory_low(
 }
 
 /// After a sale reserved `wants`: `inventory.low` for each variant it took below
-/// `threshold` (one statement; nothing more when no one subscribes to the topic).
+/// `threshold` (one statement, and none when no one subscribes to the topic).
 pub async fn inventory_low_after_sale(
+    topics: &TopicCache,
     conn: &mut AsyncPgConnection,
     wants: &[crate::checkout::inventory::Want],
     threshold: i64,
 ) -> QueryResult<()> {
+    if !topics.has(conn, "INVENTORY_LOW").await? {
+        return Ok(());
+    }
     #[derive(QueryableByName)]
     struct Crossed {
         #[diesel(sql_type = Int8)]
@@ -255,8 +379,7 @@ pub async fn inventory_low_after_sale(
     let crossed: Vec<Crossed> = diesel::sql_query(
         "SELECT v.id, v.available FROM product_variants v \
          JOIN unnest($1::int8[], $2::int8[]) AS w (id, q) ON w.id = v.id \
-         WHERE v.available < $3 AND v.available + w.q >= $3 \
-           AND EXISTS (SELECT 1 FROM webhook_subscriptions WHERE topic = 'INVENTORY_LOW')",
+         WHERE v.available < $3 AND v.available + w.q >= $3",
     )
     .bind::<Array<BigInt>, _>(&ids)
     .bind::<Array<BigInt>, _>(&quantities)

@@ -62,14 +62,36 @@ pub fn snapshot(order: &Order, lines: &[orders::OrderLine]) -> Value {
     })
 }
 
+/// Where order events go: the configured URLs (`ORDER_WEBHOOK_URLS`, signed with
+/// `ORDER_WEBHOOK_SECRET`) and partners' subscriptions (admin API, each signed with its
+/// own secret), whose topics are cached for a second so that a checkout pays no look-up
+/// when no one subscribes.
+#[derive(Clone, Debug, Default)]
+pub struct Hooks {
+    pub urls: Vec<String>,
+    pub topics: std::sync::Arc<crate::admin::webhooks::TopicCache>,
+}
+
+impl Hooks {
+    pub fn new(urls: Vec<String>) -> Self {
+        Self {
+            urls,
+            topics: Default::default(),
+        }
+    }
+}
+
 /// Queues `event` of order `order_id` for every subscriber, on the caller's connection.
 pub async fn emit(
     conn: &mut AsyncPgConnection,
     order_id: i64,
     event: OrderEvent,
-    urls: &[String],
+    hooks: &Hooks,
 ) -> diesel::QueryResult<()> {
-    if urls.is_empty() && !subscribed(conn, event).await? {
+    let topic = crate::admin::webhooks::topic_of(event.name()).unwrap_or_default();
+    let subscribed = hooks.topics.has(conn, topic).await?;
+    let urls = &hooks.urls;
+    if urls.is_empty() && !subscribed {
         return Ok(());
     }
     let Some(order) = orders::by_id(conn, order_id).await? else {
@@ -98,6 +120,9 @@ pub async fn emit(
         })
         .collect();
     jobs::enqueue(conn, &deliveries).await?;
+    if !subscribed {
+        return Ok(());
+    }
     // Partners' subscriptions (admin API), each signed with its own secret.
     crate::admin::webhooks::enqueue(
         conn,
@@ -107,25 +132,4 @@ pub async fn emit(
     )
     .await?;
     Ok(())
-}
-
-/// Whether any partner subscribes to `event`.
-async fn subscribed(conn: &mut AsyncPgConnection, event: OrderEvent) -> diesel::QueryResult<bool> {
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-    #[derive(QueryableByName)]
-    struct Flag {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        any: bool,
-    }
-    let Some(topic) = crate::admin::webhooks::topic_of(event.name()) else {
-        return Ok(false);
-    };
-    let flag: Flag = diesel::sql_query(
-        "SELECT EXISTS (SELECT 1 FROM webhook_subscriptions WHERE topic = $1) AS any",
-    )
-    .bind::<diesel::sql_types::Text, _>(topic)
-    .get_result(conn)
-    .await?;
-    Ok(flag.any)
 }

@@ -51,8 +51,8 @@ pub struct CheckoutSettings {
     pub shipping_methods: Vec<ShippingMethod>,
     /// `RESERVATION_TTL_SECS`: how long an unpaid order holds its stock.
     pub reservation_ttl: Duration,
-    /// `ORDER_WEBHOOK_URLS`: subscribers of order events.
-    pub order_webhook_urls: Vec<String>,
+    /// `ORDER_WEBHOOK_URLS` and partners' subscriptions: where order events go.
+    pub hooks: events::Hooks,
     /// `INVENTORY_LOW_THRESHOLD`: an `INVENTORY_LOW` webhook fires when a sale takes a
     /// variant's available stock below this.
     pub inventory_low_threshold: i64,
@@ -848,6 +848,7 @@ async fn complete_in_tx(
     };
     inventory::record(conn, order.id, &allocations).await?;
     crate::admin::webhooks::inventory_low_after_sale(
+        &settings.hooks.topics,
         conn,
         &wants,
         settings.inventory_low_threshold,
@@ -869,13 +870,7 @@ async fn complete_in_tx(
         ],
     )
     .await?;
-    events::emit(
-        conn,
-        order.id,
-        events::OrderEvent::Created,
-        &settings.order_webhook_urls,
-    )
-    .await?;
+    events::emit(conn, order.id, events::OrderEvent::Created, &settings.hooks).await?;
     Ok(order)
 }
 
@@ -952,7 +947,7 @@ pub async fn process_payment_event(
     conn: &mut AsyncPgConnection,
     provider: &str,
     event_id: &str,
-    hooks: &[String],
+    hooks: &events::Hooks,
 ) -> QueryResult<EventOutcome> {
     // Counted once the transaction committed (a rolled-back attempt is retried).
     let applied = std::sync::Mutex::new(None::<&'static str>);

@@ -131,7 +131,7 @@ pub enum Transition {
 pub async fn mark_paid(
     conn: &mut AsyncPgConnection,
     order_id: i64,
-    hooks: &[String],
+    hooks: &events::Hooks,
 ) -> QueryResult<Transition> {
     conn.transaction(async |conn| {
         let moved: Option<i64> = diesel::update(
@@ -196,7 +196,7 @@ pub async fn cancel_pending(
     conn: &mut AsyncPgConnection,
     order_id: i64,
     reason: &str,
-    hooks: &[String],
+    hooks: &events::Hooks,
 ) -> QueryResult<Transition> {
     conn.transaction(async |conn| {
         let moved: Option<i64> = diesel::update(
@@ -231,7 +231,7 @@ pub async fn cancel_pending(
 pub async fn expire(
     conn: &mut AsyncPgConnection,
     order_id: i64,
-    hooks: &[String],
+    hooks: &events::Hooks,
 ) -> QueryResult<Option<Transition>> {
     use diesel::sql_types::{BigInt, Text};
     conn.transaction(async |conn| {

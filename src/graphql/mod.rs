@@ -52,6 +52,8 @@ pub fn build(app: Arc<App>) -> anyhow::Result<Storefront> {
         limits: app.config.limits.clone(),
         types,
         mutation_cost: 1,
+        list_args: &[],
+        fixed_lists: &[],
     });
     let mut b = builder()
         // The document parser's own guard against pathological nesting.
@@ -320,6 +322,7 @@ fn admission_reason(code: &str) -> Option<&'static str> {
         "MAX_ALIASES_EXCEEDED" => "aliases",
         "MAX_ROOT_FIELDS_EXCEEDED" => "root_fields",
         "MAX_TOKENS_EXCEEDED" => "tokens",
+        "MAX_FIELDS_EXCEEDED" => "fields",
         "MAX_PAGE_SIZE_EXCEEDED" => "page_size",
         "FRAGMENT_CYCLE" => "other",
         _ => return None,

@@ -29,14 +29,23 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// The address a request is limited by (see [`ratelimit::client_ip`]).
+/// The address a request is limited by (see [`ratelimit::client_ip`]), as a bucket key.
+/// Every `X-Forwarded-For` line counts (a proxy may append a line of its own rather than
+/// extend the client's).
 fn client_ip(app: &App, request: &Request) -> String {
+    let forwarded: Vec<&str> = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
     ratelimit::client_ip(
         peer(request),
-        header(request.headers(), "x-forwarded-for"),
+        forwarded.as_deref(),
         &app.config.rate_limits.trusted_proxies,
     )
-    .map(|ip| ip.to_string())
+    .map(ratelimit::address_key)
     .unwrap_or_else(|| "unknown".into())
 }
 
@@ -114,9 +123,13 @@ async fn check_key(
             };
             match keys::authenticate(&mut conn, presented).await {
                 Ok(Ok(key)) => {
-                    // Last use, off the request's path (at most one write a minute a key).
+                    // Last use, off the request's path: at most one write a minute a key,
+                    // and this process does not even ask more often.
                     let app = app.clone();
                     let id = key.id;
+                    if !due_for_touch(&app, id) {
+                        return Ok(key);
+                    }
                     tokio::spawn(async move {
                         if let Ok(mut conn) = app.db.primary(&Default::default()).await
                             && let Err(e) = keys::touch(&mut conn, id).await
@@ -149,6 +162,24 @@ async fn check_key(
         ));
     }
     Err(unauthenticated(refusal))
+}
+
+/// Whether this process should record a use of key `id` now (once a minute a key).
+fn due_for_touch(app: &App, id: i64) -> bool {
+    use std::time::{Duration, Instant};
+    let mut last = app.key_touches.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    if last
+        .get(&id)
+        .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60))
+    {
+        return false;
+    }
+    if last.len() > 10_000 {
+        last.retain(|_, t| now.duration_since(*t) < Duration::from_secs(60));
+    }
+    last.insert(id, now);
+    true
 }
 
 /// `POST /admin/graphql`.
@@ -303,15 +334,21 @@ pub async fn storefront_limits(
             checks.push((STOREFRONT_IP, client_ip(app, &request)));
         }
     }
-    for (class, key) in &checks {
-        let d = app.limiter.hit(class, key).await;
+    // Both budgets at once: a request pays one round trip, not two.
+    let decisions = futures::future::join_all(
+        checks
+            .iter()
+            .map(|(class, key)| app.limiter.hit(class, key)),
+    )
+    .await;
+    for ((class, _), d) in checks.iter().zip(&decisions) {
         if !d.allowed {
             let message = if *class == STOREFRONT_IP {
                 "Too many requests from this address; retry later."
             } else {
                 "Too many requests for this storefront access token; retry later."
             };
-            return throttled(&d, message);
+            return throttled(d, message);
         }
     }
     next.run(request).await

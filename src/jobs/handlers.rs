@@ -49,8 +49,8 @@ pub struct Handlers {
     pub pool: PgPool,
     pub mailer: Option<Mailer>,
     pub shop_url: String,
-    /// Subscribers of order events (`ORDER_WEBHOOK_URLS`).
-    pub order_webhook_urls: Vec<String>,
+    /// Where order events go (`ORDER_WEBHOOK_URLS`, partners' subscriptions).
+    pub hooks: crate::checkout::events::Hooks,
     /// Signs outgoing webhooks (`ORDER_WEBHOOK_SECRET`).
     pub webhook_secret: Option<String>,
     pub http: reqwest::Client,
@@ -68,7 +68,7 @@ impl Handlers {
             mailer,
             shop_url: config.shop_url.clone(),
             shop_currency: config.shop_currency.clone(),
-            order_webhook_urls: config.checkout.order_webhook_urls.clone(),
+            hooks: config.checkout.hooks.clone(),
             webhook_secret: config.order_webhook_secret.clone(),
             http: reqwest::Client::builder()
                 .timeout(config.webhook_timeout)
@@ -84,13 +84,8 @@ impl Handlers {
                 let provider = str_field(job, "provider")?;
                 let event_id = str_field(job, "event_id")?;
                 let mut conn = self.connection().await?;
-                match checkout::process_payment_event(
-                    &mut conn,
-                    &provider,
-                    &event_id,
-                    &self.order_webhook_urls,
-                )
-                .await?
+                match checkout::process_payment_event(&mut conn, &provider, &event_id, &self.hooks)
+                    .await?
                 {
                     checkout::EventOutcome::Done(outcome) => {
                         tracing::info!(job = job.id, %outcome, "payment event processed");
@@ -106,7 +101,7 @@ impl Handlers {
             Kind::ExpireReservation => {
                 let order_id = id_field(job, "order_id")?;
                 let mut conn = self.connection().await?;
-                match orders::expire(&mut conn, order_id, &self.order_webhook_urls).await? {
+                match orders::expire(&mut conn, order_id, &self.hooks).await? {
                     Some(orders::Transition::Applied) => {
                         tracing::info!(order = order_id, "unpaid order expired; stock released");
                         Ok(())

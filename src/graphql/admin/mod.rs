@@ -41,6 +41,18 @@ pub fn sdl() -> String {
 /// What a mutation field costs (Shopify's admin API).
 pub const MUTATION_COST: u64 = 10;
 
+/// Arguments that list what a field returns: it costs one element per item.
+const LIST_ARGS: &[&str] = &["skus", "variantIds"];
+
+/// Lists no argument bounds, priced at an estimate (the actual cost refunds the rest).
+const FIXED_LISTS: &[(&str, &str, u64)] = &[
+    ("QueryRoot", "categories", 100),
+    ("QueryRoot", "locations", 20),
+    ("QueryRoot", "apiKeys", 50),
+    ("QueryRoot", "webhookSubscriptions", 50),
+    ("ProductVariant", "inventoryLevels", 10),
+];
+
 #[derive(Clone)]
 pub struct Admin {
     pub schema: AdminSchema,
@@ -56,6 +68,8 @@ pub fn build(app: Arc<App>) -> anyhow::Result<Admin> {
         limits: query_limits,
         types,
         mutation_cost: MUTATION_COST,
+        list_args: LIST_ARGS,
+        fixed_lists: FIXED_LISTS,
     });
     let mut b = builder().limit_recursive_depth(64).data(app.clone());
     if !app.config.introspection {
@@ -74,12 +88,39 @@ pub struct AdminResponse {
     pub retry_after: Option<u64>,
 }
 
-fn coded_response(code: &str, message: String) -> async_graphql::Response {
-    let mut e = async_graphql::ServerError::new(message, Some(async_graphql::Pos::default()));
+fn coded_error(code: &str, message: String) -> async_graphql::ServerError {
+    let mut e = async_graphql::ServerError::new(message, None);
     let mut ext = async_graphql::ErrorExtensionValues::default();
     ext.set("code", code);
     e.extensions = Some(ext);
-    async_graphql::Response::from_errors(vec![e])
+    e
+}
+
+fn coded_response(code: &str, message: String) -> async_graphql::Response {
+    async_graphql::Response::from_errors(vec![coded_error(code, message)])
+}
+
+/// `THROTTLED`: HTTP 429 with `Retry-After` and the throttle status.
+fn throttled(plan: &str, requested: u64, charged: &Decision) -> AdminResponse {
+    metrics::counter!("gateway_admin_operations_total", "plan" => plan.to_string(), "outcome" => "throttled")
+        .increment(1);
+    let mut response = coded_response(
+        "THROTTLED",
+        format!(
+            "Throttled: the query costs {requested} and {} of {} points are available (restoring {}/s).",
+            charged.remaining.max(0.0).floor(),
+            charged.capacity,
+            charged.rate
+        ),
+    );
+    response.extensions.insert(
+        "cost".into(),
+        cost_extension(requested, None, Some(status_of(charged))),
+    );
+    AdminResponse {
+        response,
+        retry_after: Some(charged.retry_after_secs()),
+    }
 }
 
 /// `extensions.cost`, Shopify's shape.
@@ -131,37 +172,39 @@ pub async fn execute(
             retry_after: None,
         };
     };
+    let bucket_key = key.id.to_string();
+    // A refusal before execution still costs one point (and reports the throttle
+    // status): a key cannot send an endless stream of oversized or forbidden documents.
+    let refuse = async |error: async_graphql::ServerError, requested: u64, label: &'static str| {
+        let charged = app.limiter.charge(&key.plan, &bucket_key, 1).await;
+        if !charged.allowed {
+            return throttled(&key.plan, requested, &charged);
+        }
+        outcome(label);
+        let mut response = async_graphql::Response::from_errors(vec![error]);
+        response.extensions.insert(
+            "cost".into(),
+            cost_extension(requested, Some(0), Some(status_of(&charged))),
+        );
+        AdminResponse {
+            response,
+            retry_after: None,
+        }
+    };
     let admitted = match admin.limits.admit_with(&mut request, None) {
         Ok(a) => a,
-        Err(e) => {
-            outcome("rejected");
-            let mut response = async_graphql::Response::from_errors(vec![e]);
-            response
-                .extensions
-                .insert("cost".into(), cost_extension(0, None, None));
-            return AdminResponse {
-                response,
-                retry_after: None,
-            };
-        }
+        Err(e) => return refuse(e, 0, "rejected").await,
     };
     let requested = admitted.requested_cost.max(1);
     if requested > plan.capacity {
-        outcome("rejected");
-        let mut response = coded_response(
+        let e = coded_error(
             "MAX_COST_EXCEEDED",
             format!(
                 "The query's cost is {requested}, above the single query maximum of {} of plan {:?}.",
                 plan.capacity, key.plan
             ),
         );
-        response
-            .extensions
-            .insert("cost".into(), cost_extension(requested, None, None));
-        return AdminResponse {
-            response,
-            retry_after: None,
-        };
+        return refuse(e, requested, "rejected").await;
     }
     // Scopes, over the parsed document (reused from admission).
     let operation = request.operation_name.clone();
@@ -170,37 +213,11 @@ pub async fn execute(
         Err(e) => Err(e),
     };
     if let Err(e) = denied {
-        outcome("access_denied");
-        let mut response = async_graphql::Response::from_errors(vec![e]);
-        response
-            .extensions
-            .insert("cost".into(), cost_extension(requested, None, None));
-        return AdminResponse {
-            response,
-            retry_after: None,
-        };
+        return refuse(e, requested, "access_denied").await;
     }
-    let bucket_key = key.id.to_string();
     let charged = app.limiter.charge(&key.plan, &bucket_key, requested).await;
     if !charged.allowed {
-        outcome("throttled");
-        let mut response = coded_response(
-            "THROTTLED",
-            format!(
-                "Throttled: the query costs {requested} and {} of {} points are available (restoring {}/s).",
-                charged.remaining.floor(),
-                charged.capacity,
-                charged.rate
-            ),
-        );
-        response.extensions.insert(
-            "cost".into(),
-            cost_extension(requested, None, Some(status_of(&charged))),
-        );
-        return AdminResponse {
-            response,
-            retry_after: Some(charged.retry_after_secs()),
-        };
+        return throttled(&key.plan, requested, &charged);
     }
     let counter = crate::db::StatementCounter::default();
     let loader = DataLoader::with_cache(
@@ -233,7 +250,7 @@ pub async fn execute(
     if actual < requested
         && let Some(left) = app
             .limiter
-            .refund(&key.plan, &bucket_key, requested - actual)
+            .refund(&key.plan, &bucket_key, requested - actual, &charged)
             .await
     {
         status.1 = left;

@@ -29,6 +29,12 @@ fn actor(ctx: &Context<'_>) -> admin::Actor {
     request(ctx).key.actor()
 }
 
+/// Whose webhook subscriptions a key sees and deletes: its own, or all with `admin`.
+fn owner(ctx: &Context<'_>) -> Option<i64> {
+    let key = &request(ctx).key;
+    (!keys::grants(&key.scopes, "admin")).then_some(key.id)
+}
+
 async fn primary(ctx: &Context<'_>) -> Result<PgConn> {
     app(ctx)
         .db
@@ -398,7 +404,7 @@ impl AdminQuery {
         topic: Option<String>,
     ) -> Result<Vec<WebhookSubscription>> {
         let mut conn = primary(ctx).await?;
-        Ok(webhooks::list(&mut conn, topic.as_deref())
+        Ok(webhooks::list(&mut conn, topic.as_deref(), owner(ctx))
             .await
             .map_err(db)?
             .into_iter()
@@ -1329,13 +1335,12 @@ impl AdminMutation {
         let id = id_of("Order", &id)?;
         let app = app(ctx);
         let mut conn = primary(ctx).await?;
-        let provider = app.payments.default_provider().clone();
         let r = orders::cancel(
             &mut conn,
             id,
             &reason,
-            provider.as_ref(),
-            &app.config.checkout.order_webhook_urls,
+            &app.payments,
+            &app.config.checkout.hooks,
             &actor(ctx),
         )
         .await;
@@ -1370,8 +1375,7 @@ impl AdminMutation {
             Ok(a) => a,
             Err(e) => return order_payload(Err(e)),
         };
-        let provider = app.payments.default_provider().clone();
-        let r = orders::refund(&mut conn, id, amount, provider.as_ref(), &actor(ctx)).await;
+        let r = orders::refund(&mut conn, id, amount, &app.payments, &actor(ctx)).await;
         order_payload(r)
     }
 
@@ -1443,8 +1447,11 @@ impl AdminMutation {
         callback_url: String,
     ) -> Result<WebhookSubscriptionPayload> {
         let mut conn = primary(ctx).await?;
-        let (created, user_errors) =
-            split(webhooks::create(&mut conn, &topic, &callback_url, &actor(ctx)).await)?;
+        let allow_private = app(ctx).config.webhook_allow_private_targets;
+        let (created, user_errors) = split(
+            webhooks::create(&mut conn, &topic, &callback_url, allow_private, &actor(ctx)).await,
+        )?;
+        app(ctx).config.checkout.hooks.topics.forget();
         let (sub, secret) = match created {
             Some((s, secret)) => (Some(s.into()), Some(secret)),
             None => (None, None),
@@ -1463,11 +1470,9 @@ impl AdminMutation {
     ) -> Result<DeletePayload> {
         let db_id = id_of("WebhookSubscription", &id)?;
         let mut conn = primary(ctx).await?;
-        deleted(
-            id,
-            webhooks::delete(&mut conn, db_id, &actor(ctx)).await,
-            "webhook subscription",
-        )
+        let r = webhooks::delete(&mut conn, db_id, owner(ctx), &actor(ctx)).await;
+        app(ctx).config.checkout.hooks.topics.forget();
+        deleted(id, r, "webhook subscription")
     }
 
     async fn api_key_create(

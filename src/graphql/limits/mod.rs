@@ -7,7 +7,7 @@
 //! goes through the extension chain (a boxed future per field), which cost about a tenth
 //! of the gateway's CPU on a product grid. Each limit
 //! fails with its own `extensions.code`: `MAX_TOKENS_EXCEEDED`, `MAX_DEPTH_EXCEEDED`,
-//! `MAX_ALIASES_EXCEEDED`, `MAX_ROOT_FIELDS_EXCEEDED`, `MAX_COST_EXCEEDED`,
+//! `MAX_ALIASES_EXCEEDED`, `MAX_ROOT_FIELDS_EXCEEDED`, `MAX_FIELDS_EXCEEDED`, `MAX_COST_EXCEEDED`,
 //! `FRAGMENT_CYCLE`.
 //!
 //! Cost follows Shopify's model: an object costs 1, a scalar 0, and a connection costs 2
@@ -48,6 +48,10 @@ pub struct Limits {
     pub types: Arc<TypeIndex>,
     /// The cost of each mutation root field (1 on the storefront, 10 on the admin API).
     pub mutation_cost: u64,
+    /// Arguments whose list length multiplies a field's cost.
+    pub list_args: &'static [&'static str],
+    /// `(type, field, n)`: unbounded list fields priced at n elements.
+    pub fixed_lists: &'static [(&'static str, &'static str, u64)],
 }
 
 /// What admission measured, reported on the response.
@@ -183,6 +187,8 @@ impl Limits {
             self.limits.max_page_size as u64,
         );
         walker.mutation_cost = self.mutation_cost;
+        walker.list_args = self.list_args;
+        walker.fixed_lists = self.fixed_lists;
         // Fragment cycles anywhere in the document are rejected before any walk.
         for name in doc.fragments.keys() {
             walker.fragment(name, |w, set, _| w.depth(set))?;
@@ -194,6 +200,16 @@ impl Limits {
                 format!(
                     "The query is {depth} levels deep; the limit (MAX_QUERY_DEPTH) is {}.",
                     self.limits.max_depth
+                ),
+            ));
+        }
+        let fields = walker.expanded(&op.selection_set.node)?;
+        if fields > self.limits.max_fields {
+            return Err(limit_error(
+                "MAX_FIELDS_EXCEEDED",
+                format!(
+                    "The operation selects {fields} fields once its fragments are expanded; the limit (MAX_QUERY_FIELDS) is {}.",
+                    self.limits.max_fields
                 ),
             ));
         }

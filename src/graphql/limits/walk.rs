@@ -130,8 +130,13 @@ pub(super) struct Walker<'a> {
     pub(super) max_page: u64,
     /// What a field of the mutation root costs before its selection (Shopify: 10).
     pub(super) mutation_cost: u64,
+    /// Arguments whose list length multiplies a field's cost (`skus`, `variantIds`).
+    pub(super) list_args: &'static [&'static str],
+    /// `(type, field, n)`: list fields no argument bounds, priced at n elements.
+    pub(super) fixed_lists: &'static [(&'static str, &'static str, u64)],
     pub(super) cost_memo: HashMap<Name, u64>,
     pub(super) depth_memo: HashMap<Name, usize>,
+    pub(super) fields_memo: HashMap<Name, u64>,
     pub(super) visiting: HashSet<Name>,
     /// Fragment costs as nodes of a connection, by fragment and connection type.
     pub(super) node_memo: HashMap<(Name, String), u64>,
@@ -189,8 +194,11 @@ impl Walker<'_> {
             variables,
             max_page,
             mutation_cost: 1,
+            list_args: &[],
+            fixed_lists: &[],
             cost_memo: HashMap::new(),
             depth_memo: HashMap::new(),
+            fields_memo: HashMap::new(),
             visiting: HashSet::new(),
             node_memo: HashMap::new(),
             steps: 0,
@@ -323,7 +331,32 @@ impl Walker<'_> {
             (_, "variantBySelectedOptions") => {
                 return Ok(2u64.saturating_add(self.max_page.saturating_mul(each)));
             }
-            _ => 1,
+            _ => {
+                let arg = self
+                    .list_args
+                    .iter()
+                    .find(|a| field.arguments.iter().any(|(n, _)| n.node.as_str() == **a));
+                match arg {
+                    Some(arg) => {
+                        let len = list_len(field, arg, self.variables).unwrap_or(1) as u64;
+                        if len > self.max_page {
+                            return Err(limit_error(
+                                "MAX_PAGE_SIZE_EXCEEDED",
+                                format!(
+                                    "{name}({arg}:) has {len} items; the limit (MAX_PAGE_SIZE) is {}.",
+                                    self.max_page
+                                ),
+                            ));
+                        }
+                        len
+                    }
+                    None => self
+                        .fixed_lists
+                        .iter()
+                        .find(|(t, f, _)| *t == parent && *f == name)
+                        .map_or(1, |(_, _, n)| *n),
+                }
+            }
         };
         Ok(count.saturating_mul(each))
     }
@@ -394,6 +427,37 @@ impl Walker<'_> {
             deepest = deepest.max(d);
         }
         Ok(deepest)
+    }
+
+    /// The fields the executor will visit: every selection with fragments expanded
+    /// (a fragment spread twice is visited twice), counted once per fragment. Bounds
+    /// documents whose fragments spread one another repeatedly, which are small to send
+    /// and exponential to execute.
+    pub(super) fn expanded(&mut self, set: &SelectionSet) -> ServerResult<u64> {
+        let mut total: u64 = 0;
+        for item in &set.items {
+            self.tick()?;
+            let n = match &item.node {
+                Selection::Field(f) => {
+                    1u64.saturating_add(self.expanded(&f.node.selection_set.node)?)
+                }
+                Selection::InlineFragment(f) => self.expanded(&f.node.selection_set.node)?,
+                Selection::FragmentSpread(s) => {
+                    let name = &s.node.fragment_name.node;
+                    if let Some(n) = self.fields_memo.get(name) {
+                        *n
+                    } else {
+                        let n = self
+                            .fragment(name, |w, set, _| w.expanded(set))?
+                            .unwrap_or(0);
+                        self.fields_memo.insert(name.clone(), n);
+                        n
+                    }
+                }
+            };
+            total = total.saturating_add(n);
+        }
+        Ok(total)
     }
 
     /// Names of the operation's top-level fields (fragments at the root expanded).
