@@ -93,7 +93,8 @@ start_gateway 18301 false false
 start_gateway 18302 true false
 start_gateway 18303 false true
 start_gateway 18304 true true
-start_gateway 18305 true false ADMIN_PLANS="bench=100000000:10000000,standard=1000:50"
+PLANS="bench=100000000:10000000,standard=1000:50"
+start_gateway 18305 true false ADMIN_PLANS="$PLANS"
 port_of() { # limits cached
     case "$1/$2" in
         off/false) echo 18301 ;; on/false) echo 18302 ;; off/true) echo 18303 ;; on/true) echo 18304 ;;
@@ -133,7 +134,7 @@ log "limited uncached gateway: $decisions allowed decisions, $throttled throttle
 
 # --- the partner sync -------------------------------------------------------------
 log "admin: bulk inventory updates of 250 items, $ADMIN_CONNECTIONS connections"
-KEY=$(DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" keys create --name "bench-$$" --scopes write_inventory --plan bench 2>/dev/null)
+KEY=$(ADMIN_PLANS="$PLANS" DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" keys create --name "bench-$$" --scopes write_inventory --plan bench)
 for q in 1 2; do
     psql "${PG[@]}" -d "$DB_NAME" -Atc "SELECT json_build_object('query',
         'mutation(\$q: [InventoryQuantityInput!]!) { inventorySetQuantities(input: {reason: \"sync\", quantities: \$q}) { userErrors { code } } }',
@@ -147,7 +148,7 @@ for round in $(seq 1 "$ROUNDS"); do
     run "admin_bulk_r$round" "http://127.0.0.1:18305/admin/graphql" "$ADMIN_CONNECTIONS" \
         BENCH_BODY_FILE="$OUT/ratelimit-bulk-1.json" BENCH_BODY_FILE2="$OUT/ratelimit-bulk-2.json" BENCH_AUTH="$KEY"
 done
-DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" keys revoke "$(DATABASE_URL="$DB_URL" "$BIN" keys list | awk -v n="bench-$$" '$3 == n {print $1}')" >/dev/null
+ADMIN_PLANS="$PLANS" DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" keys revoke "$(DATABASE_URL="$DB_URL" "$BIN" keys list | awk -v n="bench-$$" '$3 == n {print $1}')" >/dev/null
 
 python3 - "$RUNS" "$OUT/ratelimit-results.md" "$CONNECTIONS" "$ROUNDS" "$BUYERS" "$ADMIN_CONNECTIONS" "$cost" <<'PY'
 import json, sys, pathlib, statistics

@@ -8,12 +8,12 @@
 //!   charged exactly with a query's requested cost before it runs and refunded the
 //!   difference to its actual cost after.
 //! - **Storefront** ([`Limiter::hit`]): one token a request, per buyer IP and per access
-//!   token. A busy key takes its tokens from Redis in small leases (the lease doubles
-//!   while it is used up quickly, and is 1 for a key that is seldom seen), so a flood
-//!   from one address costs a Redis round trip every few requests instead of every
-//!   request; a key Redis refused is refused locally until its retry time. Tokens of a
-//!   lease that expires unused are lost, so the limit errs on the strict side, by at most
-//!   one lease per instance.
+//!   token. A key takes its tokens from Redis in small leases (2 % of the budget, doubling
+//!   while a lease is used up within 250 ms, at most 64; 1 for budgets under 100), so a
+//!   shopper's page views or a flood from one address cost a Redis round trip every few
+//!   requests instead of every request; a key Redis refused is refused locally until its
+//!   retry time. Tokens of a lease that expires unused (after 10 s) are lost, so the limit
+//!   errs on the strict side, by at most one lease per instance.
 //!
 //! In front of both, an in-process governor limiter per class holds each key to the whole
 //! budget: an instance that alone sees more than the global budget refuses without asking
@@ -84,9 +84,11 @@ return redis.call('ZCARD', KEYS[1])
 /// Failures in a row that open the breaker, and how long it stays open.
 const FAILURES_TO_OPEN: u32 = 3;
 const BREAKER_OPEN: Duration = Duration::from_secs(1);
-/// How long a storefront lease may be used, and how quickly a lease must be used up for
-/// the next one to double.
-const LEASE_TTL: Duration = Duration::from_secs(1);
+/// How long a storefront lease may be used (its tokens were taken from the shared
+/// budget, so holding them longer never admits more; an unused rest is lost, which errs
+/// strict by at most one lease per instance and key), and how quickly a lease must be
+/// used up for the next one to double.
+const LEASE_TTL: Duration = Duration::from_secs(10);
 const LEASE_HOT: Duration = Duration::from_millis(250);
 const MAX_LEASE: u64 = 64;
 /// An instance that has not said it is alive for this long is not counted.
@@ -128,7 +130,7 @@ struct Class {
     /// The `plan` label of the metrics.
     label: String,
     spec: BucketSpec,
-    first_line: DefaultKeyedRateLimiter<String>,
+    first_line: DefaultKeyedRateLimiter<u64>,
 }
 
 /// Storefront tokens taken from Redis and not yet used, or a refusal remembered.
@@ -144,6 +146,9 @@ struct Lease {
 struct LocalBucket {
     tokens: f64,
     at: Instant,
+    /// The share it was made with.
+    capacity: f64,
+    rate: f64,
 }
 
 pub struct Limiter {
@@ -154,8 +159,9 @@ pub struct Limiter {
     prefix: String,
     timeout: Duration,
     classes: HashMap<String, Class>,
-    leases: Mutex<HashMap<(String, String), Lease>>,
-    local: Mutex<HashMap<(String, String), LocalBucket>>,
+    /// Keyed by [`slot`] (a hash of class and key: no allocation on the request path).
+    leases: Mutex<HashMap<u64, Lease>>,
+    local: Mutex<HashMap<u64, LocalBucket>>,
     configured_instances: u64,
     seen_instances: AtomicU64,
     instance_id: String,
@@ -167,6 +173,19 @@ pub struct Limiter {
 pub const STOREFRONT_IP: &str = "storefront_ip";
 pub const STOREFRONT_TOKEN: &str = "storefront_token";
 pub const AUTH_FAILURES: &str = "auth_failures";
+
+/// The in-process key of `key` in budget `class`: a 64-bit hash (two keys colliding
+/// would share an instance's lease or first-line state; at 64 bits, never in practice).
+fn slot(class: &str, key: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static SEED: std::sync::LazyLock<std::collections::hash_map::RandomState> =
+        std::sync::LazyLock::new(Default::default);
+    let mut h = SEED.build_hasher();
+    h.write(class.as_bytes());
+    h.write_u8(0xff);
+    h.write(key.as_bytes());
+    h.finish()
+}
 
 fn plan_class(plan: &str) -> String {
     format!("plan:{plan}")
@@ -294,14 +313,9 @@ impl Limiter {
         lock(&self.leases).retain(|_, l| {
             l.expires + Duration::from_secs(10) > now || l.blocked_until.is_some_and(|b| b > now)
         });
-        let classes = &self.classes;
-        lock(&self.local).retain(|(class, _), b| {
-            let Some(c) = classes.get(class) else {
-                return false;
-            };
-            // A share refilled to full is the same as no entry.
-            now.duration_since(b.at).as_secs_f64() * c.spec.rate < c.spec.capacity as f64
-        });
+        // A share refilled to full is the same as no entry.
+        lock(&self.local)
+            .retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * b.rate < b.capacity);
     }
 
     /// The spec of a partner plan, if the plan exists.
@@ -350,15 +364,13 @@ impl Limiter {
         if !d.allowed {
             let now = Instant::now();
             let mut leases = lock(&self.leases);
-            let entry = leases
-                .entry((class.to_string(), key.to_string()))
-                .or_insert(Lease {
-                    tokens: 0,
-                    size: 1,
-                    granted_at: now,
-                    expires: now,
-                    blocked_until: None,
-                });
+            let entry = leases.entry(slot(class, key)).or_insert(Lease {
+                tokens: 0,
+                size: 1,
+                granted_at: now,
+                expires: now,
+                blocked_until: None,
+            });
             entry.blocked_until = Some(now + d.retry_after);
         }
         d
@@ -369,9 +381,7 @@ impl Limiter {
         let class = self.classes.get(class_key)?;
         let now = Instant::now();
         let leases = lock(&self.leases);
-        let until = leases
-            .get(&(class_key.to_string(), key.to_string()))?
-            .blocked_until?;
+        let until = leases.get(&slot(class_key, key))?.blocked_until?;
         (until > now).then(|| self.refusal(class, until - now, Source::Redis))
     }
 
@@ -412,7 +422,7 @@ impl Limiter {
             return self.record(class, d);
         }
         let now = Instant::now();
-        let map_key = (class_key.to_string(), key.to_string());
+        let map_key = slot(class_key, key);
         let size = {
             let mut leases = lock(&self.leases);
             match leases.get_mut(&map_key) {
@@ -436,14 +446,14 @@ impl Limiter {
                     );
                 }
                 Some(l) => {
-                    let max = (class.spec.capacity / 50).clamp(1, MAX_LEASE);
+                    let max = (class.spec.capacity / 25).clamp(1, MAX_LEASE);
                     if now.duration_since(l.granted_at) < LEASE_HOT {
                         (l.size * 2).min(max)
                     } else {
-                        (l.size / 2).max(1)
+                        (l.size / 2).max(base_lease(class.spec))
                     }
                 }
-                None => 1,
+                None => base_lease(class.spec),
             }
         };
         if self.redis_ready()
@@ -502,7 +512,7 @@ impl Limiter {
 
     /// The in-process first line: one token a request against the whole budget.
     fn first_line(&self, class: &Class, key: &str) -> Option<Decision> {
-        match class.first_line.check_key(&key.to_string()) {
+        match class.first_line.check_key(&slot(&class.label, key)) {
             Ok(()) => None,
             Err(not_until) => {
                 let wait = not_until.wait_time_from(governor::clock::Clock::now(
@@ -531,19 +541,19 @@ impl Limiter {
 
     fn local_bucket<'a>(
         &self,
-        local: &'a mut HashMap<(String, String), LocalBucket>,
+        local: &'a mut HashMap<u64, LocalBucket>,
         class_key: &str,
         key: &str,
         spec: BucketSpec,
     ) -> &'a mut LocalBucket {
         let (cap, rate) = self.share(spec);
         let now = Instant::now();
-        let b = local
-            .entry((class_key.to_string(), key.to_string()))
-            .or_insert(LocalBucket {
-                tokens: cap,
-                at: now,
-            });
+        let b = local.entry(slot(class_key, key)).or_insert(LocalBucket {
+            tokens: cap,
+            at: now,
+            capacity: cap,
+            rate,
+        });
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(cap);
         b.at = now;
         b
@@ -695,6 +705,13 @@ impl Limiter {
     pub fn redis_healthy(&self) -> bool {
         lock(&self.open_until).is_none() && self.client.is_connected()
     }
+}
+
+/// The lease a key starts with: 2 % of the budget (1 for small budgets, which are then
+/// exact to the request). A shopper's page views then cost a Redis round trip every few
+/// requests rather than every request.
+fn base_lease(spec: BucketSpec) -> u64 {
+    (spec.capacity / 50).clamp(1, MAX_LEASE)
 }
 
 fn allow_all() -> Decision {

@@ -274,3 +274,19 @@ async fn without_redis_each_instance_enforces_its_share() {
     );
     assert_eq!(statuses[10], 429);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leased_budgets_never_admit_more_than_the_budget() {
+    let db = TestDb::new(1).await;
+    // 200 tokens: keys lease 4 at a time (2 %), up to 8 while busy.
+    let env = [("STOREFRONT_IP_LIMIT", "200:0.01")];
+    let a = gateway(&db, &env).await;
+    let b = gateway(&db, &env).await;
+    let client = reqwest::Client::new();
+    let statuses = allowed(&client, &[&a.base, &b.base], 240, &[]).await;
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    // Never more than the budget; fewer only by the tokens left in each instance's
+    // last lease (at most 8 each).
+    assert!((184..=200).contains(&ok), "{ok} allowed of a budget of 200");
+    assert!(statuses[230..].iter().all(|s| *s == 429), "{statuses:?}");
+}
