@@ -16,26 +16,6 @@ struct Id {
     id: i64,
 }
 
-/// The location stock is written to when none is named (the importer's). Read first:
-/// an upsert would lock the row for the whole transaction and serialize every writer.
-pub async fn default_location(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
-    let found: Option<Id> =
-        diesel::sql_query("SELECT id FROM locations WHERE name = 'Main warehouse'")
-            .get_result(conn)
-            .await
-            .optional()?;
-    if let Some(row) = found {
-        return Ok(row.id);
-    }
-    let row: Id = diesel::sql_query(
-        "INSERT INTO locations (name) VALUES ('Main warehouse') \
-         ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
-    )
-    .get_result(conn)
-    .await?;
-    Ok(row.id)
-}
-
 /// Locks the stock rows of `variant_ids` in (variant, location) order — checkout's order
 /// — before a write that touches the variants (or cascades to their stock), so it cannot
 /// deadlock with a checkout whose stock triggers update the same variants.
@@ -69,13 +49,7 @@ pub fn validate_draft(draft: &ProductDraft, field: &str) -> Vec<UserError> {
             "The title must be 1 to 255 characters.".into(),
         );
     }
-    if draft.handle.is_empty()
-        || draft.handle.len() > 255
-        || !draft
-            .handle
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-    {
+    if !writer::valid_handle(&draft.handle) {
         push(
             &mut errors,
             "handle",
@@ -83,7 +57,7 @@ pub fn validate_draft(draft: &ProductDraft, field: &str) -> Vec<UserError> {
             "The handle must be 1 to 255 lowercase letters, digits, - or _.".into(),
         );
     }
-    if !["ACTIVE", "DRAFT", "ARCHIVED"].contains(&draft.status.as_str()) {
+    if !writer::PRODUCT_STATUSES.contains(&draft.status.as_str()) {
         push(
             &mut errors,
             "status",
@@ -188,21 +162,9 @@ async fn upsert(
     draft: &ProductDraft,
     shop_currency: &str,
 ) -> Result<(i64, UpsertCounts), AdminError> {
-    let location = default_location(conn).await?;
+    let location = writer::default_location(conn).await?;
     let mut draft = draft.clone();
-    if draft.variants.is_empty() {
-        draft.variants.push(writer::VariantDraft {
-            options: [Some("Default Title".into()), None, None],
-            weight_unit: "KILOGRAMS".into(),
-            requires_shipping: true,
-            taxable: true,
-            inventory_policy: "DENY".into(),
-            ..Default::default()
-        });
-        if draft.option_names.is_empty() {
-            draft.option_names.push("Title".into());
-        }
-    }
+    draft.ensure_default_variant();
     let counts = writer::upsert_product(conn, &draft, shop_currency, location)
         .await
         .map_err(|e| match e.downcast::<diesel::result::Error>() {
@@ -307,7 +269,7 @@ pub async fn update_product(
     actor: &Actor,
 ) -> Result<bool, AdminError> {
     if let Some(status) = &patch.status
-        && !["ACTIVE", "DRAFT", "ARCHIVED"].contains(&status.as_str())
+        && !writer::PRODUCT_STATUSES.contains(&status.as_str())
     {
         return Err(AdminError::input(
             &["input", "status"],
@@ -323,15 +285,12 @@ pub async fn update_product(
         ));
     }
     if let Some(h) = &patch.handle
-        && (h.is_empty()
-            || !h
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'))
+        && !writer::valid_handle(h)
     {
         return Err(AdminError::input(
             &["input", "handle"],
             "INVALID",
-            "The handle must be lowercase letters, digits, - or _.",
+            "The handle must be 1 to 255 lowercase letters, digits, - or _.",
         ));
     }
     let description = patch.description_html.as_deref().map(writer::strip_html);

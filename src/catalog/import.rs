@@ -9,10 +9,12 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use diesel::sql_types::BigInt;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::AsyncPgConnection;
 
-use super::writer::{ImageDraft, ProductDraft, UpsertCounts, VariantDraft, upsert_product};
+use super::writer::{
+    ImageDraft, ProductDraft, UpsertCounts, VariantDraft, default_location, upsert_product,
+    valid_handle,
+};
 use crate::money;
 
 /// The outcome of an import.
@@ -103,13 +105,6 @@ fn weight_unit(s: &str) -> Result<&'static str, String> {
 struct Pending {
     line: u64,
     draft: ProductDraft,
-}
-
-fn valid_handle(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 255
-        && h.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 /// Parses the CSV into product drafts; bad rows land in `rejected`.
@@ -360,35 +355,12 @@ pub async fn import(
 ) -> anyhow::Result<ImportReport> {
     let mut report = ImportReport::default();
     let drafts = parse(reader, shop_currency, &mut report.rejected)?;
-    #[derive(diesel::QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
-    let location: Row = diesel::sql_query(
-        "INSERT INTO locations (name) VALUES ('Main warehouse') \
-         ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
-    )
-    .get_result(conn)
-    .await?;
+    let location = default_location(conn).await?;
     let total = drafts.len() as u64;
     progress(0, total);
     for (done, (line, mut draft)) in drafts.into_iter().enumerate() {
-        if draft.variants.is_empty() {
-            // Shopify's own rule: a product has at least its default variant.
-            draft.variants.push(VariantDraft {
-                options: [Some("Default Title".into()), None, None],
-                weight_unit: "KILOGRAMS".into(),
-                requires_shipping: true,
-                taxable: true,
-                inventory_policy: "DENY".into(),
-                ..Default::default()
-            });
-            if draft.option_names.is_empty() {
-                draft.option_names.push("Title".into());
-            }
-        }
-        match upsert_product(conn, &draft, shop_currency, location.id).await {
+        draft.ensure_default_variant();
+        match upsert_product(conn, &draft, shop_currency, location).await {
             Ok(counts) => report.counts += counts,
             Err(e) => report
                 .rejected

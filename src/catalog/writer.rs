@@ -48,6 +48,63 @@ pub struct ImageDraft {
     pub position: i32,
 }
 
+/// The statuses a product can have.
+pub const PRODUCT_STATUSES: &[&str] = &["ACTIVE", "DRAFT", "ARCHIVED"];
+
+/// A handle: 1 to 255 lowercase ASCII letters, digits, `-` or `_`.
+pub fn valid_handle(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+impl ProductDraft {
+    /// Shopify's own rule: a product has at least its default variant.
+    pub fn ensure_default_variant(&mut self) {
+        if !self.variants.is_empty() {
+            return;
+        }
+        self.variants.push(VariantDraft {
+            options: [Some("Default Title".into()), None, None],
+            weight_unit: "KILOGRAMS".into(),
+            requires_shipping: true,
+            taxable: true,
+            inventory_policy: "DENY".into(),
+            ..Default::default()
+        });
+        if self.option_names.is_empty() {
+            self.option_names.push("Title".into());
+        }
+    }
+}
+
+/// The location stock is written to when none is named (the importer's and the admin
+/// API's). Read first: an upsert would lock the row for the rest of the caller's
+/// transaction and serialize every writer.
+pub async fn default_location(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let found: Option<Id> =
+        diesel::sql_query("SELECT id FROM locations WHERE name = 'Main warehouse'")
+            .get_result(conn)
+            .await
+            .optional()?;
+    if let Some(row) = found {
+        return Ok(row.id);
+    }
+    let row: Id = diesel::sql_query(
+        "INSERT INTO locations (name) VALUES ('Main warehouse') \
+         ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+    )
+    .get_result(conn)
+    .await?;
+    Ok(row.id)
+}
+
 /// What one upsert created and updated.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct UpsertCounts {

@@ -925,13 +925,12 @@ impl AdminMutation {
             category_id: clearable("Category", &input.category_id)?,
         };
         let mut conn = primary(ctx).await?;
-        let (found, mut user_errors) =
-            split(catalog::update_product(&mut conn, id, &patch, &actor(ctx)).await)?;
+        let (found, user_errors) = updated(
+            catalog::update_product(&mut conn, id, &patch, &actor(ctx)).await,
+            "product",
+        )?;
         drop(conn);
-        if found == Some(false) {
-            user_errors.push(user_error("id", "NOT_FOUND", "No such product."));
-        }
-        let product = if found == Some(true) {
+        let product = if found {
             product_by_id(ctx, id).await?
         } else {
             None
@@ -1102,15 +1101,13 @@ impl AdminMutation {
     ) -> Result<ImagePayload> {
         let db_id = id_of("ProductImage", &id)?;
         let mut conn = primary(ctx).await?;
-        let (found, mut user_errors) = split(
+        let (found, user_errors) = updated(
             catalog::update_image(&mut conn, db_id, alt_text.as_deref(), position, &actor(ctx))
                 .await,
+            "image",
         )?;
-        if found == Some(false) {
-            user_errors.push(user_error("id", "NOT_FOUND", "No such image."));
-        }
         Ok(ImagePayload {
-            image_id: (found == Some(true)).then_some(id),
+            image_id: found.then_some(id),
             user_errors,
         })
     }
@@ -1153,14 +1150,12 @@ impl AdminMutation {
     ) -> Result<CollectionPayload> {
         let id = id_of("Collection", &id)?;
         let mut conn = primary(ctx).await?;
-        let (found, mut user_errors) = split(
+        let (found, user_errors) = updated(
             catalog::update_collection(&mut conn, id, &collection_input(&input), &actor(ctx)).await,
+            "collection",
         )?;
         drop(conn);
-        if found == Some(false) {
-            user_errors.push(user_error("id", "NOT_FOUND", "No such collection."));
-        }
-        let collection = if found == Some(true) {
+        let collection = if found {
             collection_by_id(ctx, id).await?
         } else {
             None
@@ -1228,12 +1223,11 @@ impl AdminMutation {
         let id = id_of("Category", &id)?;
         let domain = category_input(&input)?;
         let mut conn = primary(ctx).await?;
-        let (found, mut user_errors) =
-            split(catalog::update_category(&mut conn, id, &domain, &actor(ctx)).await)?;
-        if found == Some(false) {
-            user_errors.push(user_error("id", "NOT_FOUND", "No such category."));
-        }
-        let category = if found == Some(true) {
+        let (found, user_errors) = updated(
+            catalog::update_category(&mut conn, id, &domain, &actor(ctx)).await,
+            "category",
+        )?;
+        let category = if found {
             category_by_id(&mut conn, id).await?
         } else {
             None
@@ -1530,13 +1524,20 @@ impl AdminMutation {
     }
 }
 
-fn deleted(id: ID, r: Result<bool, AdminError>, what: &str) -> Result<DeletePayload> {
+/// The outcome of an update that may match no row: whether it did, and the user errors
+/// (`NOT_FOUND` naming `what` when it did not).
+fn updated(r: Result<bool, AdminError>, what: &str) -> Result<(bool, Vec<UserError>)> {
     let (found, mut user_errors) = split(r)?;
     if found == Some(false) {
         user_errors.push(user_error("id", "NOT_FOUND", format!("No such {what}.")));
     }
+    Ok((found == Some(true), user_errors))
+}
+
+fn deleted(id: ID, r: Result<bool, AdminError>, what: &str) -> Result<DeletePayload> {
+    let (found, user_errors) = updated(r, what)?;
     Ok(DeletePayload {
-        deleted_id: (found == Some(true)).then_some(id),
+        deleted_id: found.then_some(id),
         user_errors,
     })
 }
