@@ -78,7 +78,7 @@ DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" migrate >/dev/null
 
 start_gateway() { # port cache_enabled
     local log_file="$OUT/cache-gateway-$1.log"
-    DATABASE_URL="$DB_URL" LISTEN_ADDR="127.0.0.1:$1" CACHE_ENABLED="$2" \
+    DATABASE_URL="$DB_URL" LISTEN_ADDR="127.0.0.1:$1" CACHE_ENABLED="$2" RATE_LIMIT_ENABLED=false \
         CACHE_KEY_PREFIX="bench-$$" AUTO_SEED_PRODUCTS=0 RUN_WORKERS=false RUST_LOG=warn \
         "$BIN" serve >"$log_file" 2>&1 &
     PIDS+=($!)

@@ -81,7 +81,7 @@ psql "${PG[@]}" -d "$DB_NAME" -Atc "SELECT 'gid://shopify/ProductVariant/' || v1
 [[ $(wc -l <"$OUT/checkout-pairs.tsv") -eq $PAIRS ]] || die "not enough sellable variants for $PAIRS pairs"
 
 log "starting the gateway (workers off: the jobs the orders queue wait for later)"
-env DATABASE_URL="$DB_URL" LISTEN_ADDR="127.0.0.1:$PORT" AUTO_SEED_PRODUCTS=0 RUN_WORKERS=false \
+env DATABASE_URL="$DB_URL" LISTEN_ADDR="127.0.0.1:$PORT" AUTO_SEED_PRODUCTS=0 RUN_WORKERS=false RATE_LIMIT_ENABLED=false \
     RUST_LOG=warn DATABASE_POOL_SIZE="$POOL" MAX_CONCURRENT_REQUESTS="${BENCH_MAX_CONCURRENT:-}" \
     "$BIN" serve >"$OUT/checkout-gateway.log" 2>&1 &
 GW_PID=$!

@@ -96,7 +96,7 @@ start_gateway() { # config cached
         trace100) env=(METRICS_ENABLED=true OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT"
                        OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_TRACES_SAMPLER=parentbased_always_on) ;;
     esac
-    env "${env[@]}" DATABASE_URL="$DB_URL" LISTEN_ADDR="127.0.0.1:$port" CACHE_ENABLED="$cached" \
+    env "${env[@]}" DATABASE_URL="$DB_URL" LISTEN_ADDR="127.0.0.1:$port" CACHE_ENABLED="$cached" RATE_LIMIT_ENABLED=false \
         CACHE_KEY_PREFIX="obsbench-$$-$cfg" DATABASE_POOL_SIZE=8 AUTO_SEED_PRODUCTS=0 \
         RUN_WORKERS=false RUST_LOG=warn "$BIN" serve >"$OUT/observability-gateway-$port.log" 2>&1 &
     PIDS+=($!)

@@ -187,7 +187,10 @@ wait_ready() { # port pid logfile what
 # start_gateway PORT QUERY_STATS LOGFILE -> LAST_PID
 start_gateway() {
     local port=$1 stats=$2 logfile=$3
+    # Uncached and unthrottled: the goal compares the database path, and wrk is one
+    # client that the default per-address limit would throttle.
     env DATABASE_URL="$DB_URL" LISTEN_ADDR="127.0.0.1:$port" AUTO_SEED_PRODUCTS=0 \
+        CACHE_ENABLED=false RATE_LIMIT_ENABLED=false \
         QUERY_STATS="$stats" RUST_LOG=warn DATABASE_POOL_SIZE="$POOL" SHUTDOWN_GRACE_MS=2000 \
         "$BIN" serve >"$logfile" 2>&1 &
     LAST_PID=$!

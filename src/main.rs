@@ -8,6 +8,11 @@ use commerce_gateway::config::Config;
 use commerce_gateway::{app, db, graphql, http, jobs, startup};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 
+/// jemalloc: a GraphQL response is hundreds of small short-lived allocations, and glibc's
+/// malloc took a fifth of the CPU of an uncached collection page (bench/README.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "commerce-gateway",

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub struct Cursor {
     /// The sort key the cursor was issued for; a cursor from another sort is rejected.
     #[serde(rename = "s")]
-    pub sort: String,
+    pub sort: std::borrow::Cow<'static, str>,
     #[serde(
         rename = "v",
         default,
@@ -24,9 +24,9 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    pub fn new(sort: &str, value: serde_json::Value, id: i64) -> Self {
+    pub fn new(sort: &'static str, value: serde_json::Value, id: i64) -> Self {
         Self {
-            sort: sort.to_string(),
+            sort: std::borrow::Cow::Borrowed(sort),
             value,
             id,
         }

@@ -317,7 +317,9 @@ async fn keyset_pagination_walks_every_product_once_in_both_directions() {
                 let data = server
                     .data(
                         page_query,
-                        json!({ "first": 7, "after": after, "sort": sort, "reverse": reverse }),
+                        // 13 and 14 (below) fall between the LIMIT steps: the statement
+                        // fetches more rows than the page, and the page is cut from them.
+                        json!({ "first": 13, "after": after, "sort": sort, "reverse": reverse }),
                     )
                     .await;
                 let conn = &data["products"];
@@ -350,7 +352,7 @@ async fn keyset_pagination_walks_every_product_once_in_both_directions() {
                 let data = server
                     .data(
                         page_query,
-                        json!({ "last": 7, "before": before, "sort": sort, "reverse": reverse }),
+                        json!({ "last": 14, "before": before, "sort": sort, "reverse": reverse }),
                     )
                     .await;
                 let conn = &data["products"];

@@ -97,9 +97,26 @@ fn keyset(
         SortValue::None => q.push(&format!(" ORDER BY {alias}.id {dir}")),
         _ => q.push(&format!(" ORDER BY {} {dir}, {alias}.id {dir}", spec.expr)),
     };
-    q.push(" LIMIT ");
-    q.bind(Bind::BigInt(page.limit as i64 + 1));
+    // A literal, not a parameter: with `LIMIT $n` the planner prices a generic plan as if
+    // it read a tenth of the table, so it planned anew on every execution (a third of a
+    // millisecond of a collection page's 1.7 ms in PostgreSQL). With a literal it keeps
+    // the generic plan. Page sizes are rounded up to a few steps so that clients cannot
+    // multiply the prepared statements; the extra rows are cut off by the caller.
+    q.push(&format!(" LIMIT {}", limit_step(page.limit + 1)));
     Ok(())
+}
+
+/// The smallest step at or above `n`: every size up to 10, then a few steps per decade.
+fn limit_step(n: usize) -> usize {
+    const STEPS: [usize; 10] = [13, 17, 21, 25, 33, 51, 76, 101, 151, 201];
+    if n <= 11 {
+        return n;
+    }
+    STEPS
+        .iter()
+        .copied()
+        .find(|&s| s >= n)
+        .unwrap_or(n.next_multiple_of(50))
 }
 
 /// Free-text words of a search, for relevance scoring.
@@ -486,4 +503,24 @@ pub fn simple_cursor(
         SimpleSort::Id => serde_json::Value::Null,
     };
     Cursor::new(sort.name(), value, id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::limit_step;
+
+    #[test]
+    fn limit_steps_cover_the_page_and_stay_few() {
+        let mut steps = std::collections::BTreeSet::new();
+        for n in 1..=1001 {
+            let step = limit_step(n);
+            assert!(step >= n, "{n} -> {step}");
+            steps.insert(step);
+        }
+        assert_eq!(limit_step(25), 25);
+        assert_eq!(limit_step(12), 13);
+        assert_eq!(limit_step(251), 300);
+        // Sizes up to 1,001: 11 exact, 10 steps, then one per 50.
+        assert!(steps.len() <= 11 + 10 + 17, "{} steps", steps.len());
+    }
 }

@@ -144,7 +144,7 @@ pub struct Variant {
     #[diesel(sql_type = BigInt)]
     pub quantity_available: i64,
     /// The product's option names in position order, so `selectedOptions` needs no
-    /// second lookup.
+    /// second lookup. Empty when the request does not ask for `selectedOptions`.
     #[diesel(sql_type = diesel::sql_types::Array<Text>)]
     pub option_names: Vec<String>,
 }

@@ -20,8 +20,9 @@ pub(crate) const PUBLISHED: &str =
 /// The columns and joins that read a [`Variant`] from `product_variants v`: its price in
 /// currency `cur` (falling back to the shop currency `shop` where the catalog has none in
 /// `cur`; `None` when they are the same, which saves a join), and its stock.
-/// `option_names` is the expression for the product's option names.
-fn variant_select(cur: &str, shop: Option<&str>, option_names: &str) -> (String, String) {
+/// `option_names` is the expression for the product's option names, or `None` when the
+/// request does not need them (an empty array then; a grid of prices skips the look-up).
+fn variant_select(cur: &str, shop: Option<&str>, option_names: Option<&str>) -> (String, String) {
     let (price, joins) = match shop {
         None => (
             format!(
@@ -47,8 +48,8 @@ fn variant_select(cur: &str, shop: Option<&str>, option_names: &str) -> (String,
         "v.id, v.product_id, v.title, v.sku, v.barcode, v.position, v.option1, v.option2, v.option3, \
          v.grams, v.weight_unit, v.requires_shipping, v.taxable, v.inventory_policy, v.image_id, \
          v.created_at, v.updated_at, {price}, \
-         v.available AS quantity_available, \
-         {option_names} AS option_names"
+         v.available AS quantity_available, {} AS option_names",
+        option_names.unwrap_or("'{}'::text[]")
     );
     (columns, joins)
 }
@@ -159,23 +160,29 @@ pub async fn options_for(
         .await
 }
 
-/// The first `page.fetch` variants of each product, in position order.
+/// The first `page.fetch` variants of each product, in position order; with their
+/// product's option names when `option_names`.
 pub async fn variants_for(
     conn: &mut AsyncPgConnection,
     product_ids: &[i64],
     page: &NestedPage,
     currency: &str,
     shop_currency: &str,
+    option_names: bool,
 ) -> QueryResult<Vec<Variant>> {
     let mut q = DynSql::new("SELECT v.* FROM unnest(");
     q.bind(Bind::BigIntArray(product_ids.to_vec()));
-    // Option names once per product, not once per variant.
-    q.push(&format!(
-        "::int8[]) AS parent(pid) CROSS JOIN LATERAL (SELECT {} AS names) AS o CROSS JOIN LATERAL (SELECT ",
-        option_names_of("parent.pid")
-    ));
+    if option_names {
+        // Option names once per product, not once per variant.
+        q.push(&format!(
+            "::int8[]) AS parent(pid) CROSS JOIN LATERAL (SELECT {} AS names) AS o CROSS JOIN LATERAL (SELECT ",
+            option_names_of("parent.pid")
+        ));
+    } else {
+        q.push("::int8[]) AS parent(pid) CROSS JOIN LATERAL (SELECT ");
+    }
     let (cur, shop) = bind_currencies(&mut q, currency, shop_currency);
-    let (columns, joins) = variant_select(&cur, shop.as_deref(), "o.names");
+    let (columns, joins) = variant_select(&cur, shop.as_deref(), option_names.then_some("o.names"));
     q.push(&columns);
     q.push(" FROM product_variants v");
     q.push(&joins);
@@ -196,7 +203,8 @@ pub async fn variants_by_ids(
     let mut q = DynSql::new("SELECT ");
     let ids = q.add(Bind::BigIntArray(ids.to_vec()));
     let (cur, shop) = bind_currencies(&mut q, currency, shop_currency);
-    let (columns, joins) = variant_select(&cur, shop.as_deref(), &option_names_of("v.product_id"));
+    let names = option_names_of("v.product_id");
+    let (columns, joins) = variant_select(&cur, shop.as_deref(), Some(&names));
     q.push(&columns);
     q.push(" FROM product_variants v");
     q.push(&joins);

@@ -353,6 +353,7 @@ impl Loader<VariantsOf> for CatalogLoader {
         keys: &[VariantsOf],
     ) -> Result<HashMap<VariantsOf, Self::Value>, LoadError> {
         let shop = self.app.config.shop_currency.clone();
+        let names = self.scope.option_names();
         self.tag(
             keys.iter()
                 .flat_map(|k| [tags::product(k.product_id), tags::stock(k.product_id)]),
@@ -364,7 +365,9 @@ impl Loader<VariantsOf> for CatalogLoader {
             let rows = self
                 .read(move |conn| {
                     let (ids, p, c, s) = (ids.clone(), p.clone(), c.clone(), s.clone());
-                    Box::pin(async move { store::variants_for(conn, &ids, &p, &c, &s).await })
+                    Box::pin(
+                        async move { store::variants_for(conn, &ids, &p, &c, &s, names).await },
+                    )
                 })
                 .await?;
             for k in group {

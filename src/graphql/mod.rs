@@ -365,6 +365,7 @@ async fn execute_inner(
         };
     }
     let (scope, loader, gate) = scope::request_data(app);
+    scope.note_document(&request.query);
     let admitted = match storefront.limits.admit(&mut request, &scope) {
         Err(error) => {
             let mut response = async_graphql::Response::from_errors(vec![error]);

@@ -28,6 +28,9 @@ pub struct RequestScope {
     pub statements: StatementCounter,
     /// What the response was built from, for the cache.
     pub tags: TagSet,
+    /// Whether the document asks for `selectedOptions`: only then do variant reads carry
+    /// their product's option names (see [`RequestScope::option_names`]).
+    pub option_names: OnceLock<bool>,
 }
 
 impl RequestScope {
@@ -44,6 +47,17 @@ impl RequestScope {
 
     pub fn country(&self) -> Option<&str> {
         self.country.get().and_then(|c| c.as_deref())
+    }
+
+    /// Variant reads carry option names unless the document is known not to need them.
+    /// The test is on the document's text: a field's name is always spelled out in it
+    /// (aliases rename the answer, not the field), so it can only over-include.
+    pub fn option_names(&self) -> bool {
+        self.option_names.get().copied().unwrap_or(true)
+    }
+
+    pub fn note_document(&self, query: &str) {
+        let _ = self.option_names.set(query.contains("selectedOptions"));
     }
 }
 
@@ -152,6 +166,7 @@ pub fn request_data(
         currency: OnceLock::new(),
         statements: StatementCounter::default(),
         tags: TagSet::default(),
+        option_names: OnceLock::new(),
     });
     let gate = Arc::new(PollGate::default());
     let batch_gate = gate.clone();

@@ -120,12 +120,32 @@ pub struct Seo {
     pub description: Option<String>,
 }
 
-#[derive(SimpleObject, Clone, Debug, Default)]
+/// Page information; the cursors are encoded only when asked for.
+#[derive(Clone, Debug, Default)]
 pub struct PageInfo {
     pub has_next_page: bool,
     pub has_previous_page: bool,
-    pub start_cursor: Option<String>,
-    pub end_cursor: Option<String>,
+    pub start_cursor: Option<crate::pagination::Cursor>,
+    pub end_cursor: Option<crate::pagination::Cursor>,
+}
+
+#[Object]
+impl PageInfo {
+    async fn has_next_page(&self) -> bool {
+        self.has_next_page
+    }
+
+    async fn has_previous_page(&self) -> bool {
+        self.has_previous_page
+    }
+
+    async fn start_cursor(&self) -> Option<String> {
+        self.start_cursor.as_ref().map(|c| c.encode())
+    }
+
+    async fn end_cursor(&self) -> Option<String> {
+        self.end_cursor.as_ref().map(|c| c.encode())
+    }
 }
 
 #[derive(SimpleObject, Clone, Debug)]

@@ -4,12 +4,25 @@
 macro_rules! connection {
     ($conn:ident, $edge:ident, $node:ty, $what:literal) => {
         #[doc = concat!("An auto-generated type for paginating through multiple ", $what, ".")]
-        #[derive(async_graphql::SimpleObject, Clone)]
+        #[derive(Clone)]
         pub struct $edge {
-            /// A cursor for use in pagination.
-            pub cursor: String,
-            /// The item at the end of this edge.
+            /// Encoded only when asked for: a grid that reads `nodes` encodes none.
+            pub cursor: $crate::pagination::Cursor,
             pub node: $node,
+        }
+
+        #[doc = concat!("An auto-generated type for paginating through multiple ", $what, ".")]
+        #[async_graphql::Object]
+        impl $edge {
+            /// A cursor for use in pagination.
+            async fn cursor(&self) -> String {
+                self.cursor.encode()
+            }
+
+            /// The item at the end of this edge.
+            async fn node(&self) -> &$node {
+                &self.node
+            }
         }
 
         #[doc = concat!("An auto-generated type for paginating through multiple ", $what, ".")]
@@ -24,19 +37,16 @@ macro_rules! connection {
                 has_next_page: bool,
                 has_previous_page: bool,
             ) -> Self {
-                let edges: Vec<$edge> = rows
-                    .into_iter()
-                    .map(|(cursor, node)| $edge {
-                        cursor: cursor.encode(),
-                        node,
-                    })
-                    .collect();
                 let page_info = $crate::graphql::types::common::PageInfo {
                     has_next_page,
                     has_previous_page,
-                    start_cursor: edges.iter().next().map(|e| e.cursor.clone()),
-                    end_cursor: edges.iter().next_back().map(|e| e.cursor.clone()),
+                    start_cursor: <[_]>::first(&rows).map(|(c, _)| c.clone()),
+                    end_cursor: <[_]>::last(&rows).map(|(c, _)| c.clone()),
                 };
+                let edges: Vec<$edge> = rows
+                    .into_iter()
+                    .map(|(cursor, node)| $edge { cursor, node })
+                    .collect();
                 Self { edges, page_info }
             }
         }
