@@ -147,6 +147,9 @@ pub struct Config {
     pub pool_size: usize,
     /// `DATABASE_CONNECT_TIMEOUT_MS`: how long a pool waits to open a connection.
     pub connect_timeout: Duration,
+    /// `DATABASE_GENERIC_PLANS`: the request pools' sessions run with
+    /// `plan_cache_mode = force_generic_plan` (see [`crate::db::session_url`]).
+    pub generic_plans: bool,
     /// `REPLICA_MAX_LAG_MS`: a replica further behind than this leaves the rotation.
     pub replica_max_lag: Duration,
     /// `REPLICA_HEALTH_INTERVAL_MS`: how often replicas are probed.
@@ -519,6 +522,7 @@ impl Config {
             replica_urls,
             pool_size,
             connect_timeout: millis("DATABASE_CONNECT_TIMEOUT_MS", 2_000)?,
+            generic_plans: flag("DATABASE_GENERIC_PLANS", true)?,
             replica_max_lag: millis("REPLICA_MAX_LAG_MS", 5_000)?,
             replica_health_interval: millis("REPLICA_HEALTH_INTERVAL_MS", 1_000)?,
             cache,

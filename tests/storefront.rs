@@ -756,3 +756,45 @@ async fn a_price_range_never_mixes_currencies_and_unpriced_variants_are_not_for_
         "MERCHANDISE_NOT_FOUND"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_sessions_keep_generic_plans() {
+    use diesel::QueryableByName;
+    use diesel_async::RunQueryDsl;
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        plan_cache_mode: String,
+    }
+    let db = TestDb::new(5).await;
+    // One connection, so the search below and the check after it share a session.
+    let mut cfg = config(&db);
+    cfg.pool_size = 1;
+    let server = TestServer::start(cfg).await;
+    let title = first_product(&server).await["title"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let word = title.split_whitespace().next().unwrap();
+    // A search is planned for its values, then the session goes back to generic plans.
+    let data = server
+        .data(
+            "query($q: String) { products(first: 5, query: $q) { nodes { title } } }",
+            json!({ "q": word }),
+        )
+        .await;
+    assert!(
+        data["products"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["title"] == title.as_str()),
+        "{data}"
+    );
+    let mut conn = server.app.db.primary(&Default::default()).await.unwrap();
+    let setting: Setting = diesel::sql_query("SHOW plan_cache_mode")
+        .get_result(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(setting.plan_cache_mode, "force_generic_plan");
+}

@@ -15,6 +15,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Integer};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use crate::db::sql::Prepared;
+
 /// Units of one variant a checkout wants.
 #[derive(Debug, Clone, Copy)]
 pub struct Want {
@@ -46,11 +48,13 @@ struct Level {
 
 /// Locks every level of `variant_ids` in the fixed order.
 async fn lock_levels(conn: &mut AsyncPgConnection, variant_ids: &[i64]) -> QueryResult<Vec<Level>> {
-    diesel::sql_query(
-        "SELECT variant_id, location_id, on_hand, reserved FROM inventory_levels \
-         WHERE variant_id = ANY($1) ORDER BY variant_id, location_id FOR UPDATE",
+    Prepared(
+        diesel::sql_query(
+            "SELECT variant_id, location_id, on_hand, reserved FROM inventory_levels \
+             WHERE variant_id = ANY($1) ORDER BY variant_id, location_id FOR UPDATE",
+        )
+        .bind::<Array<BigInt>, _>(variant_ids),
     )
-    .bind::<Array<BigInt>, _>(variant_ids)
     .load(conn)
     .await
 }
@@ -153,16 +157,18 @@ pub async fn reserve(
     let (v, l, q, d) = columns(&allocations, |a| {
         deny.get(&a.variant_id).copied().unwrap_or(true)
     });
-    let updated = diesel::sql_query(
-        "UPDATE inventory_levels il SET reserved = il.reserved + a.q, updated_at = now() \
-         FROM unnest($1::int8[], $2::int8[], $3::int4[], $4::bool[]) AS a (v, l, q, deny) \
-         WHERE il.variant_id = a.v AND il.location_id = a.l \
-           AND (NOT a.deny OR il.on_hand - il.reserved >= a.q)",
+    let updated = Prepared(
+        diesel::sql_query(
+            "UPDATE inventory_levels il SET reserved = il.reserved + a.q, updated_at = now() \
+             FROM unnest($1::int8[], $2::int8[], $3::int4[], $4::bool[]) AS a (v, l, q, deny) \
+             WHERE il.variant_id = a.v AND il.location_id = a.l \
+               AND (NOT a.deny OR il.on_hand - il.reserved >= a.q)",
+        )
+        .bind::<Array<BigInt>, _>(&v)
+        .bind::<Array<BigInt>, _>(&l)
+        .bind::<Array<Integer>, _>(&q)
+        .bind::<Array<Bool>, _>(&d),
     )
-    .bind::<Array<BigInt>, _>(&v)
-    .bind::<Array<BigInt>, _>(&l)
-    .bind::<Array<Integer>, _>(&q)
-    .bind::<Array<Bool>, _>(&d)
     .execute(conn)
     .await?;
     if updated != allocations.len() {
@@ -273,14 +279,16 @@ pub async fn record(
         return Ok(());
     }
     let (v, l, q, _) = columns(allocations, |_| true);
-    diesel::sql_query(
-        "INSERT INTO order_allocations (order_id, variant_id, location_id, quantity) \
-         SELECT $1, v, l, q FROM unnest($2::int8[], $3::int8[], $4::int4[]) AS a (v, l, q)",
+    Prepared(
+        diesel::sql_query(
+            "INSERT INTO order_allocations (order_id, variant_id, location_id, quantity) \
+             SELECT $1, v, l, q FROM unnest($2::int8[], $3::int8[], $4::int4[]) AS a (v, l, q)",
+        )
+        .bind::<BigInt, _>(order_id)
+        .bind::<Array<BigInt>, _>(&v)
+        .bind::<Array<BigInt>, _>(&l)
+        .bind::<Array<Integer>, _>(&q),
     )
-    .bind::<BigInt, _>(order_id)
-    .bind::<Array<BigInt>, _>(&v)
-    .bind::<Array<BigInt>, _>(&l)
-    .bind::<Array<Integer>, _>(&q)
     .execute(conn)
     .await?;
     Ok(())

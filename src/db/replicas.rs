@@ -115,7 +115,12 @@ impl ReplicaRouter {
                 let probe = PoolInfo::new(&format!("replica-{i}-probe"), "probe", url);
                 Ok(Arc::new(Replica {
                     name: redact(url),
-                    pool: build_pool(url, config.pool_size, config.connect_timeout, info.clone())?,
+                    pool: build_pool(
+                        &super::session_url(url, config.generic_plans),
+                        config.pool_size,
+                        config.connect_timeout,
+                        info.clone(),
+                    )?,
                     probe_pool: build_pool(url, 1, config.connect_timeout, probe)?,
                     info,
                     // Out of rotation until the first probe has measured it.

@@ -46,6 +46,11 @@ impl DynSql {
         self
     }
 
+    /// Whether the statement is shaped by client input (see [`DynSql::uncached`]).
+    pub fn is_uncached(&self) -> bool {
+        self.uncached
+    }
+
     /// Appends fixed SQL text.
     pub fn push(&mut self, sql: &str) -> &mut Self {
         self.sql.push_str(sql);
@@ -108,4 +113,30 @@ impl QueryId for DynSql {
 
 impl Query for DynSql {
     type SqlType = Untyped;
+}
+
+/// A statement with fixed text (a `diesel::sql_query` with its binds, say) kept prepared
+/// per connection like a [`DynSql`]: diesel plans every `sql_query` anew, which cost the
+/// checkout's raw statements a parse and a plan on every order. Only for text written in
+/// the code, never text shaped by a client.
+pub struct Prepared<Q>(pub Q);
+
+impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Prepared<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &Pg) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+/// No static id: the cache key is the statement's text and bind types.
+impl<Q> QueryId for Prepared<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for Prepared<Q> {
+    type SqlType = Q::SqlType;
 }

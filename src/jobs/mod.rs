@@ -119,16 +119,18 @@ pub async fn enqueue(conn: &mut AsyncPgConnection, jobs: &[NewJob]) -> QueryResu
     // The job's span will link to the span that enqueued it.
     let trace_context = crate::telemetry::propagation::current_as_map();
     for job in jobs {
-        let row: IdRow = diesel::sql_query(
-            "INSERT INTO jobs (queue, kind, payload, run_at, max_attempts, trace_context) \
-             VALUES ($1, $2, $3, COALESCE($4, now()), $5, $6) RETURNING id",
+        let row: IdRow = crate::db::sql::Prepared(
+            diesel::sql_query(
+                "INSERT INTO jobs (queue, kind, payload, run_at, max_attempts, trace_context) \
+                 VALUES ($1, $2, $3, COALESCE($4, now()), $5, $6) RETURNING id",
+            )
+            .bind::<Text, _>(job.kind.queue())
+            .bind::<Text, _>(job.kind.name())
+            .bind::<Jsonb, _>(&job.payload)
+            .bind::<Nullable<Timestamptz>, _>(job.run_at)
+            .bind::<Integer, _>(job.max_attempts)
+            .bind::<Nullable<Jsonb>, _>(&trace_context),
         )
-        .bind::<Text, _>(job.kind.queue())
-        .bind::<Text, _>(job.kind.name())
-        .bind::<Jsonb, _>(&job.payload)
-        .bind::<Nullable<Timestamptz>, _>(job.run_at)
-        .bind::<Integer, _>(job.max_attempts)
-        .bind::<Nullable<Jsonb>, _>(&trace_context)
         .get_result(conn)
         .await?;
         ids.push(row.id);
