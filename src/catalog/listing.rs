@@ -106,7 +106,7 @@ fn keyset(
     Ok(())
 }
 
-/// The smallest step at or above `n`: every size up to 10, then a few steps per decade.
+/// The smallest step at or above `n`: every size up to 11, then a few steps per decade.
 fn limit_step(n: usize) -> usize {
     const STEPS: [usize; 10] = [13, 17, 21, 25, 33, 51, 76, 101, 151, 201];
     if n <= 11 {
