@@ -6,7 +6,9 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::shop::{Process, Stocked, cart_with, checkout_input, complete, stocked_variant};
+use common::shop::{
+    Process, Stocked, cart_with, checkout_input, complete, gql_at, stocked_variant,
+};
 use common::{TestDb, TestServer, config};
 use serde_json::{Value, json};
 
@@ -572,6 +574,209 @@ async fn overlapping_multi_variant_carts_never_deadlock_or_split_an_order() {
         0
     );
     drop((a, b));
+}
+
+const ADD_LINE: &str = "mutation($c: ID!, $v: ID!) { cartLinesAdd(cartId: $c, lines: [{ merchandiseId: $v, quantity: 1 }]) { cart { id } userErrors { code } } }";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_changes_to_one_cart_are_never_lost_and_an_order_holds_exactly_its_cart() {
+    let db = TestDb::new(0).await;
+    let mut variants = Vec::new();
+    for i in 0..8 {
+        variants
+            .push(stocked_variant(&db, &format!("c{i}"), 500 + i as i64, "DENY", &[1000]).await);
+    }
+    let (a, b) = two_gateways(&db).await;
+    let client = http_client();
+    let bases = [a.base.clone(), b.base.clone()];
+
+    // 48 adds to one cart at once, through two gateways: every unit lands, one line per
+    // variant (the cart's changes are optimistic and retried, never lost).
+    let cart = cart_with(&client, &bases[0], &[(&variants[0].gid, 1)]).await;
+    let adds: Vec<Value> = futures::future::join_all((0..48usize).map(|i| {
+        let (client, base, cart) = (client.clone(), bases[i % 2].clone(), cart.clone());
+        let gid = variants[i % 8].gid.clone();
+        async move { gql_at(&client, &base, ADD_LINE, json!({ "c": cart, "v": gid })).await }
+    }))
+    .await;
+    for body in &adds {
+        assert!(body.get("errors").is_none(), "{body}");
+        assert_eq!(
+            body["data"]["cartLinesAdd"]["userErrors"],
+            json!([]),
+            "{body}"
+        );
+    }
+    let token = cart.rsplit('/').next().unwrap().to_string();
+    let got = lines_of_cart(&mut db.conn().await, &token).await;
+    let mut want: Vec<(i64, i64)> = variants.iter().map(|v| (v.variant_id, 6)).collect();
+    want[0].1 += 1;
+    assert_eq!(got, want);
+
+    // Checkouts racing adds to their own carts: an order holds exactly what its cart holds
+    // when it completes; an add either lands before (and the checkout, which charged for
+    // less, refuses with PRICE_CHANGED) or is refused because the cart is completed.
+    let carts: Vec<String> = futures::future::join_all((0..24usize).map(|i| {
+        let (client, base, gid) = (
+            client.clone(),
+            bases[i % 2].clone(),
+            variants[0].gid.clone(),
+        );
+        async move { cart_with(&client, &base, &[(&gid, 1)]).await }
+    }))
+    .await;
+    let raced: Vec<(Value, Vec<Value>)> =
+        futures::future::join_all(carts.iter().enumerate().map(|(i, cart)| {
+            let (client, bases, cart) = (client.clone(), bases.clone(), cart.clone());
+            let gids: Vec<String> = (1..4).map(|k| variants[(i + k) % 8].gid.clone()).collect();
+            async move {
+                let checkout = complete(
+                    &client,
+                    &bases[i % 2],
+                    &cart,
+                    checkout_input(&format!("race-{i}"), "tok_success"),
+                );
+                let adds = futures::future::join_all(gids.iter().enumerate().map(|(k, gid)| {
+                    gql_at(
+                        &client,
+                        &bases[(i + k + 1) % 2],
+                        ADD_LINE,
+                        json!({ "c": cart, "v": gid }),
+                    )
+                }));
+                futures::join!(checkout, adds)
+            }
+        }))
+        .await;
+    let mut orders = 0;
+    for ((payload, adds), cart) in raced.iter().zip(&carts) {
+        for body in adds {
+            assert!(body.get("errors").is_none(), "{body}");
+            let errors = &body["data"]["cartLinesAdd"]["userErrors"];
+            assert!(
+                *errors == json!([]) || *errors == json!([{ "code": "INVALID" }]),
+                "{body}"
+            );
+        }
+        let token = cart.rsplit('/').next().unwrap().to_string();
+        let completed = db
+            .count(&format!(
+                "SELECT count(*) AS n FROM carts WHERE token = '{token}' AND completed_at IS NOT NULL"
+            ))
+            .await;
+        if payload["order"].is_null() {
+            assert_eq!(codes(payload), ["PRICE_CHANGED"], "{payload}");
+            assert_eq!(completed, 0);
+            continue;
+        }
+        orders += 1;
+        assert_eq!(completed, 1);
+        let order_lines = db
+            .count(&format!(
+                "SELECT count(*) AS n FROM (SELECT variant_id, quantity::int8 FROM order_lines \
+                 WHERE order_id = (SELECT id FROM orders WHERE idempotency_key = 'race-{}')) o \
+                 FULL JOIN (SELECT l.variant_id, l.quantity::int8 FROM cart_lines l JOIN carts c ON c.id = l.cart_id \
+                 WHERE c.token = '{token}') c USING (variant_id, quantity) \
+                 WHERE o.variant_id IS NULL OR c.variant_id IS NULL",
+                carts.iter().position(|c| c == cart).unwrap()
+            ))
+            .await;
+        assert_eq!(order_lines, 0, "order and cart differ: {payload}");
+        // Every add that was accepted is in the order.
+        let accepted = adds
+            .iter()
+            .filter(|b| b["data"]["cartLinesAdd"]["userErrors"] == json!([]))
+            .count();
+        let units: i64 = payload["order"]["lineItems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["quantity"].as_i64().unwrap())
+            .sum();
+        assert_eq!(units, 1 + accepted as i64, "{payload}");
+    }
+    assert!(orders > 0, "no checkout won a race");
+    drop((a, b));
+}
+
+/// A cart's lines as (variant id, quantity), by variant.
+async fn lines_of_cart(conn: &mut diesel_async::AsyncPgConnection, token: &str) -> Vec<(i64, i64)> {
+    use diesel::sql_types::{BigInt, Text};
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = BigInt)]
+        variant_id: i64,
+        #[diesel(sql_type = BigInt)]
+        quantity: i64,
+    }
+    let rows: Vec<Line> = diesel::sql_query(
+        "SELECT l.variant_id, l.quantity::int8 AS quantity FROM cart_lines l \
+         JOIN carts c ON c.id = l.cart_id WHERE c.token = $1 ORDER BY l.variant_id",
+    )
+    .bind::<Text, _>(token)
+    .load(conn)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|l| (l.variant_id, l.quantity))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkout_flow_takes_few_statements() {
+    let db = TestDb::new(0).await;
+    let v1 = stocked_variant(&db, "s1", 1000, "DENY", &[10]).await;
+    let v2 = stocked_variant(&db, "s2", 2000, "DENY", &[10]).await;
+    let mut config = config(&db);
+    config.query_stats = true;
+    let server = TestServer::start(config).await;
+    let statements = |body: &Value| {
+        assert!(body.get("errors").is_none(), "{body}");
+        body["extensions"]["stats"]["sqlStatements"]
+            .as_u64()
+            .expect("stats reported")
+    };
+    let created = server
+        .gql(
+            "mutation($v: ID!) { cartCreate(input: { lines: [{ merchandiseId: $v, quantity: 1 }] }) { cart { id cost { totalAmount { amount } } } userErrors { code } } }",
+            json!({ "v": v1.gid }),
+        )
+        .await;
+    let cart = created["data"]["cartCreate"]["cart"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let added = server
+        .gql(ADD_LINE, json!({ "c": cart, "v": v2.gid }))
+        .await;
+    let done = server
+        .gql(
+            "mutation($c: ID!, $i: CartCompleteInput!) { cartComplete(cartId: $c, input: $i) { order { orderNumber lineItems { quantity } } userErrors { code } } }",
+            json!({ "c": cart, "i": checkout_input("few", "tok_success") }),
+        )
+        .await;
+    assert_eq!(
+        done["data"]["cartComplete"]["userErrors"],
+        json!([]),
+        "{done}"
+    );
+    assert_eq!(
+        done["data"]["cartComplete"]["order"]["lineItems"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // cartCreate: the variants, then the cart with its lines. cartLinesAdd: the cart with
+    // its lines, the variants, the write. cartComplete: the cart and the variants before
+    // the payment; in the transaction the variants again, the order, its lines, the stock
+    // lock and reservation, the allocations, the cart, the jobs, with BEGIN and COMMIT.
+    let counts = (statements(&created), statements(&added), statements(&done));
+    assert!(
+        counts.0 <= 2 && counts.1 <= 3 && counts.2 <= 13,
+        "statements: {counts:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

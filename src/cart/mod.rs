@@ -1,22 +1,28 @@
 //! Carts: lines of merchandise priced on the server from current prices.
 //!
-//! Every change runs in one transaction on the primary that first locks the cart row, so
-//! concurrent edits of one cart apply one after the other. Input is
-//! validated completely before anything is written: a mutation with any user error changes
-//! nothing. Not having enough stock is a warning, not an error (the cart may hold more than
-//! is available; checkout is where stock is reserved).
+//! `cartCreate` and `cartLinesAdd` are optimistic: the cart and its lines are read in one
+//! statement, the input is validated against them, and the change is one statement that
+//! applies only while the cart row is still the version that was read (its `xmin`; every
+//! change of a cart's lines also updates the cart row). A change that lost a race to
+//! another one reads the cart again and retries. `cartLinesUpdate` and `cartLinesRemove`
+//! lock the cart row for their transaction instead. Input is validated completely before
+//! anything is written: a mutation with any user error changes nothing. Not having enough
+//! stock is a warning, not an error (the cart may hold more than is available; checkout is
+//! where stock is reserved).
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use rand::Rng;
 
 use crate::catalog::models::Variant;
-use crate::catalog::store;
+use crate::catalog::store::{self, CartVariant};
 use crate::db::DbError;
 use crate::db::schema::{cart_lines, carts, products};
+use crate::db::sql::Prepared;
 
 #[derive(Queryable, Selectable, Clone, Debug)]
 #[diesel(table_name = carts)]
@@ -51,6 +57,11 @@ pub struct PricedCart {
     /// The currency the amounts are in (the shop currency when some variant has no price
     /// in the cart's own currency, so that a total never mixes currencies).
     pub currency: String,
+    /// The lines' variants that may be sold now (published, active, priced in the shop
+    /// currency).
+    pub sellable: HashSet<i64>,
+    /// Product titles by product id.
+    pub product_titles: HashMap<i64, String>,
 }
 
 impl PricedCart {
@@ -108,6 +119,16 @@ pub struct CartOutcome {
     pub cart: Option<PricedCart>,
     pub user_errors: Vec<CartUserError>,
     pub warnings: Vec<CartWarning>,
+}
+
+impl CartOutcome {
+    fn rejected(cart: Option<PricedCart>, user_errors: Vec<CartUserError>) -> Self {
+        Self {
+            cart,
+            user_errors,
+            warnings: vec![],
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -193,18 +214,10 @@ fn check_quantity(
     }
 }
 
-/// Locks the cart `token` for the rest of the transaction.
-pub async fn lock(conn: &mut AsyncPgConnection, token: &str) -> QueryResult<Option<Cart>> {
-    lock_cart(conn, token).await
-}
-
-/// Prices a cart the caller holds (see [`lock`]).
-pub async fn price_locked(
-    conn: &mut AsyncPgConnection,
-    cart: Cart,
-    rules: &CartRules<'_>,
-) -> QueryResult<PricedCart> {
-    price(conn, cart, rules).await
+/// Locks cart `token` for the rest of the transaction (when it exists), so that the
+/// optimistic writes below cannot lose a race.
+pub async fn lock(conn: &mut AsyncPgConnection, token: &str) -> QueryResult<()> {
+    lock_cart(conn, token).await.map(drop)
 }
 
 async fn lock_cart(conn: &mut AsyncPgConnection, token: &str) -> QueryResult<Option<Cart>> {
@@ -218,47 +231,290 @@ async fn lock_cart(conn: &mut AsyncPgConnection, token: &str) -> QueryResult<Opt
 }
 
 fn missing_cart() -> CartOutcome {
-    CartOutcome {
-        cart: None,
-        user_errors: vec![error(
+    CartOutcome::rejected(
+        None,
+        vec![error(
             CartErrorCode::Invalid,
             &["cartId"],
             "The specified cart does not exist.",
         )],
-        warnings: vec![],
-    }
+    )
 }
 
 fn completed_cart() -> CartOutcome {
-    CartOutcome {
-        cart: None,
-        user_errors: vec![error(
+    CartOutcome::rejected(
+        None,
+        vec![error(
             CartErrorCode::Invalid,
             &["cartId"],
             "The cart has been completed and can no longer change.",
         )],
-        warnings: vec![],
-    }
+    )
 }
 
-/// Loads a cart and prices it (used for queries and for every mutation's payload).
+/// A cart as one statement saw it.
+#[derive(Clone, Debug)]
+pub struct CartSnapshot {
+    pub cart: Cart,
+    /// In the order they were added.
+    pub lines: Vec<CartLine>,
+    /// The cart row's version (its `xmin`). It changes with every change of the cart and of
+    /// its lines, so a write conditioned on it applies only to what was read.
+    pub version: String,
+    /// The order the idempotency key given to [`read`] belongs to, if any.
+    pub key_order_id: Option<i64>,
+}
+
+/// One row of the cart statements: the cart, one of its lines (none for an empty cart).
+#[derive(QueryableByName)]
+struct CartRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    token: String,
+    #[diesel(sql_type = Text)]
+    currency: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    country: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    note: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    completed_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    updated_at: DateTime<Utc>,
+    #[diesel(sql_type = Text)]
+    version: String,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    line_id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    line_variant_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    line_quantity: Option<i32>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    line_created_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    line_updated_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    key_order_id: Option<i64>,
+}
+
+/// The columns of a [`CartRow`] from a cart `c` and its lines `l`.
+macro_rules! cart_row_columns {
+    () => {
+        "c.id, c.token, c.currency, c.country, c.note, c.completed_at, c.created_at, \
+         c.updated_at, c.version, l.id AS line_id, l.variant_id AS line_variant_id, \
+         l.quantity AS line_quantity, l.created_at AS line_created_at, \
+         l.updated_at AS line_updated_at"
+    };
+}
+
+/// What the writes return of the cart row (`version` included).
+macro_rules! cart_returning {
+    () => {
+        "RETURNING id, token, currency, country, note, completed_at, created_at, updated_at, \
+         xmin::text AS version"
+    };
+}
+
+/// What the writes return of the lines.
+macro_rules! lines_returning {
+    () => {
+        "RETURNING id, variant_id, quantity, created_at, updated_at"
+    };
+}
+
+/// A cart by token with its lines; `$2`, an idempotency key or NULL, looks up its order.
+const READ: &str = concat!(
+    "SELECT ",
+    cart_row_columns!(),
+    ", (SELECT o.id FROM orders o WHERE o.idempotency_key = $2) AS key_order_id \
+     FROM (SELECT carts.*, carts.xmin::text AS version FROM carts WHERE token = $1) c \
+     LEFT JOIN cart_lines l ON l.cart_id = c.id"
+);
+
+/// A new cart with its lines (merged: one per variant, in the order given).
+const CREATE: &str = concat!(
+    "WITH c AS (INSERT INTO carts (token, currency, country, note) VALUES ($1, $2, $3, $4) ",
+    cart_returning!(),
+    "), l AS (INSERT INTO cart_lines (cart_id, variant_id, quantity) \
+     SELECT c.id, t.v, t.q FROM c, unnest($5::int8[], $6::int4[]) WITH ORDINALITY AS t (v, q, n) \
+     ORDER BY t.n ",
+    lines_returning!(),
+    ") SELECT ",
+    cart_row_columns!(),
+    ", NULL::int8 AS key_order_id FROM c LEFT JOIN l ON true"
+);
+
+/// Adds lines (merged: one per variant) to cart `$1` if it is still version `$2` and not
+/// completed; returns nothing otherwise.
+const ADD: &str = concat!(
+    "WITH c AS (UPDATE carts SET updated_at = CURRENT_TIMESTAMP \
+     WHERE id = $1 AND xmin::text = $2 AND completed_at IS NULL ",
+    cart_returning!(),
+    "), l AS (INSERT INTO cart_lines (cart_id, variant_id, quantity) \
+     SELECT c.id, t.v, t.q FROM c, unnest($3::int8[], $4::int4[]) WITH ORDINALITY AS t (v, q, n) \
+     ORDER BY t.n \
+     ON CONFLICT (cart_id, variant_id) DO UPDATE \
+     SET quantity = cart_lines.quantity + excluded.quantity, updated_at = CURRENT_TIMESTAMP ",
+    lines_returning!(),
+    ") SELECT ",
+    cart_row_columns!(),
+    ", NULL::int8 AS key_order_id FROM c LEFT JOIN l ON true"
+);
+
+fn snapshot(rows: Vec<CartRow>) -> Option<CartSnapshot> {
+    let first = <[CartRow]>::first(&rows)?;
+    let cart = Cart {
+        id: first.id,
+        token: first.token.clone(),
+        currency: first.currency.clone(),
+        country: first.country.clone(),
+        note: first.note.clone(),
+        completed_at: first.completed_at,
+        created_at: first.created_at,
+        updated_at: first.updated_at,
+    };
+    let version = first.version.clone();
+    let key_order_id = first.key_order_id;
+    let mut lines: Vec<CartLine> = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(CartLine {
+                id: r.line_id?,
+                cart_id: cart.id,
+                variant_id: r.line_variant_id?,
+                quantity: r.line_quantity?,
+                created_at: r.line_created_at?,
+                updated_at: r.line_updated_at?,
+            })
+        })
+        .collect();
+    lines.sort_by_key(|l| (l.created_at, l.id));
+    Some(CartSnapshot {
+        cart,
+        lines,
+        version,
+        key_order_id,
+    })
+}
+
+/// Reads cart `token` with its lines in one statement, without locking. `key` (an
+/// idempotency key) also looks up the order it created.
+pub async fn read(
+    conn: &mut AsyncPgConnection,
+    token: &str,
+    key: Option<&str>,
+) -> QueryResult<Option<CartSnapshot>> {
+    let rows: Vec<CartRow> = Prepared(
+        diesel::sql_query(READ)
+            .bind::<Text, _>(token)
+            .bind::<Nullable<Text>, _>(key),
+    )
+    .load(conn)
+    .await?;
+    Ok(snapshot(rows))
+}
+
+/// Marks cart `cart_id` completed if it is still `version` and not completed. False when
+/// it changed since it was read, and also when another transaction holds its row (a cart
+/// change in flight): checkout calls this while it holds stock rows, and never waiting
+/// for a cart row there is what keeps checkout free of deadlocks.
+pub async fn mark_completed(
+    conn: &mut AsyncPgConnection,
+    cart_id: i64,
+    version: &str,
+) -> QueryResult<bool> {
+    let n = Prepared(
+        diesel::sql_query(
+            "UPDATE carts SET completed_at = CURRENT_TIMESTAMP, updated_at = CURRENT_TIMESTAMP \
+             WHERE id = (SELECT id FROM carts WHERE id = $1 AND xmin::text = $2 \
+                         AND completed_at IS NULL FOR NO KEY UPDATE SKIP LOCKED)",
+        )
+        .bind::<BigInt, _>(cart_id)
+        .bind::<Text, _>(version),
+    )
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}
+
+/// Loads a cart and prices it (the cart query, the hosted checkout page).
 pub async fn load(
     conn: &mut AsyncPgConnection,
     token: &str,
     rules: &CartRules<'_>,
 ) -> Result<Option<PricedCart>, DbError> {
-    let Some(cart) = carts::table
-        .filter(carts::token.eq(token))
-        .select(Cart::as_select())
-        .first(conn)
-        .await
-        .optional()?
-    else {
+    let Some(snap) = read(conn, token, None).await? else {
         return Ok(None);
     };
-    Ok(Some(price(conn, cart, rules).await?))
+    Ok(Some(priced(conn, snap.cart, snap.lines, rules).await?))
 }
 
+/// Prices `lines` of `cart` from current prices.
+pub async fn priced(
+    conn: &mut AsyncPgConnection,
+    cart: Cart,
+    lines: Vec<CartLine>,
+    rules: &CartRules<'_>,
+) -> QueryResult<PricedCart> {
+    let ids = variant_ids(lines.iter().map(|l| l.variant_id));
+    let variants = if ids.is_empty() {
+        Vec::new()
+    } else {
+        store::cart_variants(conn, &ids, cart.currency.trim(), rules.shop_currency).await?
+    };
+    priced_with(conn, cart, lines, variants, rules).await
+}
+
+/// Prices `lines` with `variants` read in the cart's currency. When some line's variant
+/// has no price in it, all are read again in the shop currency, so that a total never
+/// mixes currencies.
+async fn priced_with(
+    conn: &mut AsyncPgConnection,
+    cart: Cart,
+    lines: Vec<CartLine>,
+    mut variants: Vec<CartVariant>,
+    rules: &CartRules<'_>,
+) -> QueryResult<PricedCart> {
+    let wanted: HashSet<i64> = lines.iter().map(|l| l.variant_id).collect();
+    variants.retain(|v| wanted.contains(&v.variant.id));
+    let mut currency = cart.currency.trim().to_string();
+    if variants.iter().any(|v| v.variant.currency != currency) {
+        currency = rules.shop_currency.to_string();
+        let ids: Vec<i64> = wanted.into_iter().collect();
+        variants = store::cart_variants(conn, &ids, &currency, &currency).await?;
+    }
+    let mut priced = PricedCart {
+        cart,
+        lines,
+        variants: HashMap::with_capacity(variants.len()),
+        currency,
+        sellable: HashSet::new(),
+        product_titles: HashMap::new(),
+    };
+    for v in variants {
+        if v.sellable {
+            priced.sellable.insert(v.variant.id);
+        }
+        priced
+            .product_titles
+            .insert(v.variant.product_id, v.product_title);
+        priced.variants.insert(v.variant.id, v.variant);
+    }
+    Ok(priced)
+}
+
+/// Distinct ids, sorted.
+fn variant_ids(ids: impl Iterator<Item = i64>) -> Vec<i64> {
+    let mut ids: Vec<i64> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Prices a cart the caller holds locked, reading its lines.
 async fn price(
     conn: &mut AsyncPgConnection,
     cart: Cart,
@@ -270,23 +526,7 @@ async fn price(
         .select(CartLine::as_select())
         .load(conn)
         .await?;
-    let ids: Vec<i64> = lines.iter().map(|l| l.variant_id).collect();
-    let mut currency = cart.currency.trim().to_string();
-    let mut variants = if ids.is_empty() {
-        Vec::new()
-    } else {
-        store::variants_by_ids(conn, &ids, &currency, rules.shop_currency).await?
-    };
-    if variants.iter().any(|v| v.currency != currency) {
-        currency = rules.shop_currency.to_string();
-        variants = store::variants_by_ids(conn, &ids, &currency, &currency).await?;
-    }
-    Ok(PricedCart {
-        cart,
-        lines,
-        variants: variants.into_iter().map(|v| (v.id, v)).collect(),
-        currency,
-    })
+    priced(conn, cart, lines, rules).await
 }
 
 fn stock_warnings(priced: &PricedCart) -> Vec<CartWarning> {
@@ -319,121 +559,111 @@ fn stock_warnings(priced: &PricedCart) -> Vec<CartWarning> {
         .collect()
 }
 
-/// The payload of a change: the cart priced now, the user errors, and stock warnings
-/// when the change went through.
+/// The payload of a change: the cart priced, the user errors, and stock warnings when the
+/// change went through.
+fn outcome_of(priced: PricedCart, user_errors: Vec<CartUserError>) -> CartOutcome {
+    let warnings = if user_errors.is_empty() {
+        stock_warnings(&priced)
+    } else {
+        vec![]
+    };
+    CartOutcome {
+        cart: Some(priced),
+        user_errors,
+        warnings,
+    }
+}
+
+/// [`outcome_of`] for a locked cart whose lines are read now.
 async fn outcome(
     conn: &mut AsyncPgConnection,
     cart: Cart,
     rules: &CartRules<'_>,
     user_errors: Vec<CartUserError>,
 ) -> Result<CartOutcome, DbError> {
-    let priced = price(conn, cart, rules).await?;
-    let warnings = if user_errors.is_empty() {
-        stock_warnings(&priced)
-    } else {
-        vec![]
-    };
-    Ok(CartOutcome {
-        cart: Some(priced),
-        user_errors,
-        warnings,
+    Ok(outcome_of(price(conn, cart, rules).await?, user_errors))
+}
+
+fn too_many_lines(lines: &[LineInput], rules: &CartRules<'_>) -> Option<CartUserError> {
+    (lines.len() > rules.max_lines).then(|| {
+        error(
+            CartErrorCode::TooManyLines,
+            &["lines"],
+            format!("A cart can hold at most {} lines.", rules.max_lines),
+        )
     })
 }
 
-/// Validates new lines: quantities, merchandise that exists and is for sale.
-async fn validate_lines(
-    conn: &mut AsyncPgConnection,
+/// Errors of new lines: merchandise that does not exist or is not for sale, quantities
+/// out of range.
+fn line_errors(
     lines: &[LineInput],
     rules: &CartRules<'_>,
-    field: &str,
-) -> QueryResult<Vec<CartUserError>> {
+    variants: &[CartVariant],
+) -> Vec<CartUserError> {
+    let sellable: HashSet<i64> = variants
+        .iter()
+        .filter(|v| v.sellable)
+        .map(|v| v.variant.id)
+        .collect();
     let mut errors = Vec::new();
-    if lines.len() > rules.max_lines {
-        errors.push(error(
-            CartErrorCode::TooManyLines,
-            &[field],
-            format!("A cart can hold at most {} lines.", rules.max_lines),
-        ));
-        return Ok(errors);
-    }
-    let ids: Vec<i64> = lines.iter().filter_map(|l| l.merchandise_id).collect();
-    let sellable = sellable_variants(conn, &ids, rules.shop_currency).await?;
     for (i, line) in lines.iter().enumerate() {
         let index = i.to_string();
         match line.merchandise_id {
             Some(id) if sellable.contains(&id) => {}
             _ => errors.push(error(
                 CartErrorCode::MerchandiseNotFound,
-                &[field, &index, "merchandiseId"],
+                &["lines", &index, "merchandiseId"],
                 "The merchandise does not exist or is not for sale.",
             )),
         }
         check_quantity(
             line.quantity,
             rules,
-            &[field, &index, "quantity"],
+            &["lines", &index, "quantity"],
             &mut errors,
             1,
         );
     }
-    Ok(errors)
+    errors
 }
 
-/// Marks a locked cart as changed now and returns its row.
-async fn touch(conn: &mut AsyncPgConnection, cart_id: i64) -> QueryResult<Cart> {
-    diesel::update(carts::table.filter(carts::id.eq(cart_id)))
-        .set(carts::updated_at.eq(diesel::dsl::now))
-        .returning(Cart::as_returning())
-        .get_result(conn)
-        .await
-}
-
-/// Adds lines to a locked cart, merging lines of the same merchandise.
-async fn insert_lines(
-    conn: &mut AsyncPgConnection,
-    cart_id: i64,
-    lines: &[LineInput],
-) -> QueryResult<Cart> {
+/// New lines merged by merchandise, in the order of first mention, with their summed
+/// quantities.
+fn merged(lines: &[LineInput]) -> Vec<(i64, i64)> {
+    let mut out: Vec<(i64, i64)> = Vec::new();
     for line in lines {
-        let Some(variant_id) = line.merchandise_id else {
+        let Some(v) = line.merchandise_id else {
             continue;
         };
-        diesel::insert_into(cart_lines::table)
-            .values((
-                cart_lines::cart_id.eq(cart_id),
-                cart_lines::variant_id.eq(variant_id),
-                cart_lines::quantity.eq(line.quantity),
-            ))
-            .on_conflict((cart_lines::cart_id, cart_lines::variant_id))
-            .do_update()
-            .set((
-                cart_lines::quantity
-                    .eq(cart_lines::quantity + diesel::upsert::excluded(cart_lines::quantity)),
-                cart_lines::updated_at.eq(diesel::dsl::now),
-            ))
-            .execute(conn)
-            .await?;
+        match out.iter_mut().find(|(id, _)| *id == v) {
+            Some((_, q)) => *q += line.quantity as i64,
+            None => out.push((v, line.quantity as i64)),
+        }
     }
-    touch(conn, cart_id).await
+    out
+}
+
+fn merged_too_large(rules: &CartRules<'_>) -> CartUserError {
+    error(
+        CartErrorCode::GreaterThan,
+        &["lines"],
+        format!("A line's quantity must be at most {}.", rules.max_quantity),
+    )
 }
 
 /// After merging, no line may exceed the quantity limit and the cart the line limit.
-async fn check_merged(
-    conn: &mut AsyncPgConnection,
-    cart_id: i64,
+fn check_merged(
+    existing: &[CartLine],
     lines: &[LineInput],
     rules: &CartRules<'_>,
-) -> QueryResult<Vec<CartUserError>> {
-    let existing: Vec<(i64, i32)> = cart_lines::table
-        .filter(cart_lines::cart_id.eq(cart_id))
-        .select((cart_lines::variant_id, cart_lines::quantity))
-        .load(conn)
-        .await?;
-    let mut totals: HashMap<i64, i64> = existing.iter().map(|(v, q)| (*v, *q as i64)).collect();
-    for line in lines {
-        if let Some(v) = line.merchandise_id {
-            *totals.entry(v).or_default() += line.quantity as i64;
-        }
+) -> Vec<CartUserError> {
+    let mut totals: HashMap<i64, i64> = existing
+        .iter()
+        .map(|l| (l.variant_id, l.quantity as i64))
+        .collect();
+    for (v, q) in merged(lines) {
+        *totals.entry(v).or_default() += q;
     }
     let mut errors = Vec::new();
     if totals.len() > rules.max_lines {
@@ -444,15 +674,35 @@ async fn check_merged(
         ));
     }
     if totals.values().any(|q| *q > rules.max_quantity as i64) {
-        errors.push(error(
-            CartErrorCode::GreaterThan,
-            &["lines"],
-            format!("A line's quantity must be at most {}.", rules.max_quantity),
-        ));
+        errors.push(merged_too_large(rules));
     }
-    Ok(errors)
+    errors
 }
 
+/// The merged lines as the `int8[]` and `int4[]` the writes take. The quantities were
+/// checked against `MAX_LINE_QUANTITY`, so they fit.
+fn line_columns(merged: &[(i64, i64)]) -> (Vec<i64>, Vec<i32>) {
+    merged
+        .iter()
+        .map(|(v, q)| (*v, (*q).min(i32::MAX as i64) as i32))
+        .unzip()
+}
+
+/// The variants of `ids` for a cart in `currency`; none for no ids.
+async fn variants_for(
+    conn: &mut AsyncPgConnection,
+    ids: &[i64],
+    currency: &str,
+    rules: &CartRules<'_>,
+) -> QueryResult<Vec<CartVariant>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    store::cart_variants(conn, ids, currency.trim(), rules.shop_currency).await
+}
+
+/// Creates a cart with `lines`: one statement reads the variants, one writes the cart and
+/// its lines.
 pub async fn create(
     conn: &mut AsyncPgConnection,
     currency: &str,
@@ -461,85 +711,129 @@ pub async fn create(
     lines: &[LineInput],
     rules: &CartRules<'_>,
 ) -> Result<CartOutcome, DbError> {
-    let errors = validate_lines(conn, lines, rules, "lines").await?;
+    if let Some(e) = too_many_lines(lines, rules) {
+        return Ok(CartOutcome::rejected(None, vec![e]));
+    }
+    let ids = variant_ids(lines.iter().filter_map(|l| l.merchandise_id));
+    let variants = variants_for(conn, &ids, currency, rules).await?;
+    let errors = line_errors(lines, rules, &variants);
     if !errors.is_empty() {
-        return Ok(CartOutcome {
-            cart: None,
-            user_errors: errors,
-            warnings: vec![],
-        });
+        return Ok(CartOutcome::rejected(None, errors));
     }
-    let mut merged: HashMap<i64, i64> = HashMap::new();
-    for line in lines {
-        if let Some(v) = line.merchandise_id {
-            *merged.entry(v).or_default() += line.quantity as i64;
-        }
+    let merged = merged(lines);
+    if merged.iter().any(|(_, q)| *q > rules.max_quantity as i64) {
+        return Ok(CartOutcome::rejected(None, vec![merged_too_large(rules)]));
     }
-    if merged.values().any(|q| *q > rules.max_quantity as i64) {
-        return Ok(CartOutcome {
-            cart: None,
-            user_errors: vec![error(
-                CartErrorCode::GreaterThan,
-                &["lines"],
-                format!("A line's quantity must be at most {}.", rules.max_quantity),
-            )],
-            warnings: vec![],
-        });
-    }
-    let priced = conn
-        .transaction::<_, DbError, _>(async |conn| {
-            let cart: Cart = diesel::insert_into(carts::table)
-                .values((
-                    carts::token.eq(new_token()),
-                    carts::currency.eq(currency),
-                    carts::country.eq(country),
-                    carts::note.eq(note),
-                ))
-                .returning(Cart::as_returning())
-                .get_result(conn)
-                .await?;
-            let cart = insert_lines(conn, cart.id, lines).await?;
-            Ok(price(conn, cart, rules).await?)
-        })
-        .await?;
-    let warnings = stock_warnings(&priced);
-    Ok(CartOutcome {
-        cart: Some(priced),
-        user_errors: vec![],
-        warnings,
-    })
+    let (v, q) = line_columns(&merged);
+    let rows: Vec<CartRow> = Prepared(
+        diesel::sql_query(CREATE)
+            .bind::<Text, _>(new_token())
+            .bind::<Text, _>(currency)
+            .bind::<Nullable<Text>, _>(country)
+            .bind::<Nullable<Text>, _>(note)
+            .bind::<Array<BigInt>, _>(&v)
+            .bind::<Array<Integer>, _>(&q),
+    )
+    .load(conn)
+    .await?;
+    let snap = snapshot(rows).ok_or(diesel::result::Error::NotFound)?;
+    let priced = priced_with(conn, snap.cart, snap.lines, variants, rules).await?;
+    Ok(outcome_of(priced, vec![]))
 }
 
+/// Adds lines to a cart: one statement reads the cart with its lines, one the variants,
+/// one writes. When the cart changed between the read and the write, the second attempt
+/// holds the cart's lock, so it cannot lose again.
 pub async fn add_lines(
     conn: &mut AsyncPgConnection,
     token: &str,
     lines: &[LineInput],
     rules: &CartRules<'_>,
 ) -> Result<CartOutcome, DbError> {
-    let errors = validate_lines(conn, lines, rules, "lines").await?;
-    if !errors.is_empty() {
+    if let Some(e) = too_many_lines(lines, rules) {
         let cart = load(conn, token, rules).await?;
-        return Ok(CartOutcome {
-            cart,
-            user_errors: errors,
-            warnings: vec![],
-        });
+        return Ok(CartOutcome::rejected(cart, vec![e]));
+    }
+    if let Some(outcome) = try_add_lines(conn, token, lines, rules).await? {
+        return Ok(outcome);
     }
     conn.transaction::<_, DbError, _>(async |conn| {
-        let Some(cart) = lock_cart(conn, token).await? else {
-            return Ok(missing_cart());
-        };
-        if cart.completed_at.is_some() {
-            return Ok(completed_cart());
-        }
-        let errors = check_merged(conn, cart.id, lines, rules).await?;
-        if !errors.is_empty() {
-            return outcome(conn, cart, rules, errors).await;
-        }
-        let cart = insert_lines(conn, cart.id, lines).await?;
-        outcome(conn, cart, rules, vec![]).await
+        lock(conn, token).await?;
+        try_add_lines(conn, token, lines, rules)
+            .await?
+            .ok_or_else(|| DbError::Unavailable("a locked cart changed".into()))
     })
     .await
+}
+
+/// One attempt of [`add_lines`]; `None` when the cart changed after it was read.
+async fn try_add_lines(
+    conn: &mut AsyncPgConnection,
+    token: &str,
+    lines: &[LineInput],
+    rules: &CartRules<'_>,
+) -> Result<Option<CartOutcome>, DbError> {
+    let new_ids = variant_ids(lines.iter().filter_map(|l| l.merchandise_id));
+    let Some(snap) = read(conn, token, None).await? else {
+        let variants = variants_for(conn, &new_ids, rules.shop_currency, rules).await?;
+        let errors = line_errors(lines, rules, &variants);
+        return Ok(Some(if errors.is_empty() {
+            missing_cart()
+        } else {
+            CartOutcome::rejected(None, errors)
+        }));
+    };
+    let ids = variant_ids(
+        snap.lines
+            .iter()
+            .map(|l| l.variant_id)
+            .chain(new_ids.iter().copied()),
+    );
+    let variants = variants_for(conn, &ids, &snap.cart.currency, rules).await?;
+    let mut errors = line_errors(lines, rules, &variants);
+    if errors.is_empty() {
+        if snap.cart.completed_at.is_some() {
+            return Ok(Some(completed_cart()));
+        }
+        errors = check_merged(&snap.lines, lines, rules);
+    }
+    if !errors.is_empty() {
+        let priced = priced_with(conn, snap.cart, snap.lines, variants, rules).await?;
+        return Ok(Some(outcome_of(priced, errors)));
+    }
+    let (v, q) = line_columns(&merged(lines));
+    let rows: Vec<CartRow> = Prepared(
+        diesel::sql_query(ADD)
+            .bind::<BigInt, _>(snap.cart.id)
+            .bind::<Text, _>(&snap.version)
+            .bind::<Array<BigInt>, _>(&v)
+            .bind::<Array<Integer>, _>(&q),
+    )
+    .load(conn)
+    .await?;
+    // Nothing written: the cart changed since it was read.
+    let Some(written) = snapshot(rows) else {
+        return Ok(None);
+    };
+    let mut all = snap.lines;
+    for line in written.lines {
+        match all.iter_mut().find(|l| l.id == line.id) {
+            Some(old) => *old = line,
+            None => all.push(line),
+        }
+    }
+    all.sort_by_key(|l| (l.created_at, l.id));
+    let priced = priced_with(conn, written.cart, all, variants, rules).await?;
+    Ok(Some(outcome_of(priced, vec![])))
+}
+
+/// Marks a locked cart as changed now and returns its row.
+async fn touch(conn: &mut AsyncPgConnection, cart_id: i64) -> QueryResult<Cart> {
+    diesel::update(carts::table.filter(carts::id.eq(cart_id)))
+        .set(carts::updated_at.eq(diesel::dsl::now))
+        .returning(Cart::as_returning())
+        .get_result(conn)
+        .await
 }
 
 pub async fn update_lines(

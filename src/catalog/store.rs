@@ -212,6 +212,46 @@ pub async fn variants_by_ids(
     q.load(conn).await
 }
 
+/// A variant as a cart holds it: priced like [`variants_by_ids`], with its product's
+/// title and whether it may be sold now.
+#[derive(diesel::QueryableByName, Clone, Debug)]
+pub struct CartVariant {
+    #[diesel(embed)]
+    pub variant: Variant,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub product_title: String,
+    /// The product is published and active, and the variant has a price in the shop
+    /// currency.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub sellable: bool,
+}
+
+/// Variants by id as carts and checkout need them, in one statement: prices in
+/// `currency` (with the shop currency as fallback), product titles and sellability.
+pub async fn cart_variants(
+    conn: &mut AsyncPgConnection,
+    ids: &[i64],
+    currency: &str,
+    shop_currency: &str,
+) -> QueryResult<Vec<CartVariant>> {
+    let mut q = DynSql::new("SELECT ");
+    let ids = q.add(Bind::BigIntArray(ids.to_vec()));
+    let (cur, shop) = bind_currencies(&mut q, currency, shop_currency);
+    let names = option_names_of("v.product_id");
+    let (columns, joins) = variant_select(&cur, shop.as_deref(), Some(&names));
+    // The join that holds the shop currency's price.
+    let shop_price = if shop.is_some() { "ps" } else { "pc" };
+    q.push(&columns);
+    q.push(&format!(
+        ", p.title AS product_title, \
+         COALESCE({PUBLISHED} AND {shop_price}.amount_minor IS NOT NULL, false) AS sellable \
+         FROM product_variants v JOIN products p ON p.id = v.product_id"
+    ));
+    q.push(&joins);
+    q.push(&format!(" WHERE v.id = ANY({ids})"));
+    q.load(conn).await
+}
+
 /// The order within each parent. The outer query must repeat it: sorting by parent alone
 /// does not keep the order the lateral subquery produced.
 fn nested_order(alias: &str, page: &NestedPage) -> String {

@@ -1,14 +1,16 @@
 //! Checkout: turning a cart into an order, in one transaction.
 //!
-//! [`complete`] validates the buyer's input, then in one transaction on the primary: locks
-//! the cart, re-prices its lines from current prices, authorizes the payment, creates the
-//! order with a price snapshot per line, reserves stock for every line
-//! ([`inventory::reserve`], last, so that the rows of a hot variant stay locked only for
-//! the few statements before the commit), marks the cart completed and enqueues the
-//! order's jobs. Any user
-//! error rolls everything back. A retry with the same idempotency key returns the order
-//! the first attempt created. Deadlocks and serialization failures (possible only against
-//! writers outside checkout) are retried a few times.
+//! [`complete`] validates the buyer's input, reads the cart with its lines (one statement,
+//! which also looks the idempotency key up) and prices it, and authorizes the payment for
+//! that amount. Then, in one transaction on the primary: re-prices the lines from current
+//! prices, creates the order with a price snapshot per line, reserves stock for every line
+//! ([`inventory::reserve`], near the end, so that the rows of a hot variant stay locked
+//! only for the few statements before the commit), marks the cart completed if it is
+//! still what was read ([`cart::mark_completed`]; otherwise the transaction starts again
+//! holding the cart) and enqueues the order's jobs. Any user error rolls everything back.
+//! A retry with the same idempotency key returns the order the first attempt created.
+//! Deadlocks and serialization failures (possible only against writers outside checkout)
+//! are retried a few times.
 
 pub mod documents;
 pub mod events;
@@ -16,7 +18,6 @@ pub mod inventory;
 pub mod orders;
 pub mod payments;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -28,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::cart::{self, CartRules};
 use crate::db::DbError;
 use crate::db::schema::orders as ot;
-use crate::db::schema::{carts, order_lines, payment_events, products};
+use crate::db::schema::{carts, payment_events};
 use crate::jobs::{self, Kind, NewJob};
 pub use orders::Order;
 use payments::{Authorization, PaymentProvider};
@@ -195,6 +196,8 @@ fn user_error(
 pub struct CheckoutOutcome {
     pub order: Option<Order>,
     pub user_errors: Vec<CheckoutUserError>,
+    /// The order's lines, when this attempt created the order (they are read otherwise).
+    pub lines: Option<Vec<orders::OrderLine>>,
 }
 
 impl CheckoutOutcome {
@@ -202,6 +205,7 @@ impl CheckoutOutcome {
         Self {
             order: None,
             user_errors: errors,
+            lines: None,
         }
     }
 }
@@ -336,6 +340,8 @@ fn random_token(len: usize) -> String {
 /// Errors inside the checkout transaction: a user error rolls back like a failure.
 enum TxError {
     Rejected(Vec<CheckoutUserError>),
+    /// The cart changed after it was read: read it again.
+    CartChanged,
     Db(DieselError),
 }
 
@@ -449,8 +455,10 @@ pub async fn complete(
     if !errors.is_empty() {
         return Ok(CheckoutOutcome::rejected(errors));
     }
-    // Price the cart as it is now, and refuse early what the transaction would refuse.
-    let Some(priced) = cart::load(conn, cart_token, rules).await? else {
+    // Read the cart as it is now, and refuse early what the transaction would refuse.
+    // The same statement looks the idempotency key up: the order and the cart's completion
+    // commit together, so a completed cart seen here has its order seen too.
+    let Some(snap) = cart::read(conn, cart_token, Some(&input.idempotency_key)).await? else {
         return Ok(CheckoutOutcome::rejected(vec![user_error(
             CheckoutErrorCode::CartNotFound,
             &["cartId"],
@@ -458,25 +466,26 @@ pub async fn complete(
         )]));
     };
     // A retry of a checkout that already succeeded returns its order without charging.
-    // Looked up after the cart was read: the order and the cart's completion commit
-    // together, so a completed cart seen above has its order visible here.
-    if let Some(outcome) = existing_order(conn, cart_token, &input.idempotency_key).await? {
+    if snap.key_order_id.is_some()
+        && let Some(outcome) = existing_order(conn, cart_token, &input.idempotency_key).await?
+    {
         return Ok(outcome);
     }
-    if priced.cart.completed_at.is_some() {
+    if snap.cart.completed_at.is_some() {
         return Ok(CheckoutOutcome::rejected(vec![user_error(
             CheckoutErrorCode::CartCompleted,
             &["cartId"],
             "The cart has already been checked out.",
         )]));
     }
-    if priced.lines.is_empty() {
+    if snap.lines.is_empty() {
         return Ok(CheckoutOutcome::rejected(vec![user_error(
             CheckoutErrorCode::EmptyCart,
             &["cartId"],
             "The cart is empty.",
         )]));
     }
+    let priced = cart::priced(conn, snap.cart.clone(), snap.lines.clone(), rules).await?;
     let expected = match totals(&priced, input, settings) {
         Ok(t) => t,
         Err(e) => return Ok(CheckoutOutcome::rejected(vec![e])),
@@ -518,6 +527,7 @@ pub async fn complete(
     };
     let outcome = run_transaction(
         conn,
+        snap,
         cart_token,
         input,
         settings,
@@ -590,6 +600,7 @@ async fn existing_order(
             CheckoutOutcome {
                 order: Some(order),
                 user_errors: vec![],
+                lines: None,
             }
         } else {
             CheckoutOutcome::rejected(vec![key_reused()])
@@ -597,9 +608,12 @@ async fn existing_order(
     ))
 }
 
-/// The checkout transaction, retried on deadlocks and serialization failures.
+/// The checkout transaction, retried on deadlocks and serialization failures, and when the
+/// cart changed after it was read (`snap` first, then read again inside the transaction).
+#[allow(clippy::too_many_arguments)]
 async fn run_transaction(
     conn: &mut AsyncPgConnection,
+    snap: cart::CartSnapshot,
     cart_token: &str,
     input: &CheckoutInput,
     settings: &CheckoutSettings,
@@ -608,12 +622,15 @@ async fn run_transaction(
     provider_name: &str,
 ) -> Result<CheckoutOutcome, DbError> {
     let mut attempt = 0;
+    let mut seen = Some(snap);
     loop {
         attempt += 1;
+        let snap = seen.take();
         let result = conn
             .transaction(async |conn| {
                 complete_in_tx(
                     conn,
+                    snap,
                     cart_token,
                     input,
                     settings,
@@ -625,11 +642,16 @@ async fn run_transaction(
             })
             .await;
         return match result {
-            Ok(order) => Ok(CheckoutOutcome {
+            Ok((order, lines)) => Ok(CheckoutOutcome {
                 order: Some(order),
                 user_errors: vec![],
+                lines,
             }),
             Err(TxError::Rejected(errors)) => Ok(CheckoutOutcome::rejected(errors)),
+            Err(TxError::CartChanged) if attempt < 8 => continue,
+            Err(TxError::CartChanged) => Err(DbError::Unavailable(
+                "the cart kept changing during checkout; try again".into(),
+            )),
             // The same key committed concurrently (by this cart or another).
             Err(TxError::Db(DieselError::DatabaseError(
                 DatabaseErrorKind::UniqueViolation,
@@ -671,29 +693,60 @@ async fn order_cart_token(
         .optional()
 }
 
+/// The order and, when this transaction created it, its lines.
+type Created = (Order, Option<Vec<orders::OrderLine>>);
+
+/// The checkout transaction. The cart comes from `seen` (read before the payment was
+/// authorized, without locks): the transaction then completes the cart only while its row
+/// is still the version that was read and no one holds it ([`cart::mark_completed`]), so
+/// lines added or changed meanwhile send it back ([`TxError::CartChanged`]). The second
+/// attempt (`seen` is `None`) locks the cart row first and reads it again.
+///
+/// No deadlock: a first attempt holds stock rows when it comes to the cart row, and skips
+/// a locked cart row instead of waiting for it; the only transactions that hold a cart
+/// row while they wait for stock are second attempts, and no one holding stock waits for
+/// them.
+#[allow(clippy::too_many_arguments)]
 async fn complete_in_tx(
     conn: &mut AsyncPgConnection,
+    seen: Option<cart::CartSnapshot>,
     cart_token: &str,
     input: &CheckoutInput,
     settings: &CheckoutSettings,
     rules: &CartRules<'_>,
     authorized: &Authorized,
     provider_name: &str,
-) -> Result<Order, TxError> {
+) -> Result<Created, TxError> {
     use CheckoutErrorCode::*;
     let reject = |code, field: &[&str], message: &str| {
         TxError::Rejected(vec![user_error(code, field, message)])
     };
-    let Some(cart) = cart::lock(conn, cart_token).await? else {
-        return Err(reject(
-            CartNotFound,
-            &["cartId"],
-            "The specified cart does not exist.",
-        ));
+    let snap = match seen {
+        Some(snap) => snap,
+        None => {
+            // Again, after the cart changed: this time holding its row, so that it cannot
+            // change again before the order is written.
+            cart::lock(conn, cart_token).await?;
+            cart::read(conn, cart_token, Some(&input.idempotency_key))
+                .await?
+                .ok_or_else(|| {
+                    reject(
+                        CartNotFound,
+                        &["cartId"],
+                        "The specified cart does not exist.",
+                    )
+                })?
+        }
     };
-    if let Some(order) = orders::by_idempotency_key(conn, &input.idempotency_key).await? {
+    let version = snap.version;
+    let cart = snap.cart;
+    // The key's order may have committed after `seen` was read: look again (a fresh
+    // statement) whenever the cart is no longer open.
+    if (snap.key_order_id.is_some() || cart.completed_at.is_some())
+        && let Some(order) = orders::by_idempotency_key(conn, &input.idempotency_key).await?
+    {
         return if order.cart_id == Some(cart.id) {
-            Ok(order)
+            Ok((order, None))
         } else {
             Err(TxError::Rejected(vec![key_reused()]))
         };
@@ -705,27 +758,17 @@ async fn complete_in_tx(
             "The cart has already been checked out.",
         ));
     }
-    let priced = cart::price_locked(conn, cart, rules).await?;
-    if priced.lines.is_empty() {
+    if snap.lines.is_empty() {
         return Err(reject(EmptyCart, &["cartId"], "The cart is empty."));
     }
-    let titles = product_titles(conn, &priced).await?;
     // Re-priced from current prices; lines whose merchandise left the catalog refuse.
-    let sellable = cart::sellable_variants(
-        conn,
-        &priced
-            .lines
-            .iter()
-            .map(|l| l.variant_id)
-            .collect::<Vec<_>>(),
-        rules.shop_currency,
-    )
-    .await?;
+    let priced = cart::priced(conn, cart, snap.lines, rules).await?;
+    let titles = &priced.product_titles;
     let unavailable: Vec<String> = priced
         .lines
         .iter()
         .filter(|l| {
-            !sellable.contains(&l.variant_id) || !priced.variants.contains_key(&l.variant_id)
+            !priced.sellable.contains(&l.variant_id) || !priced.variants.contains_key(&l.variant_id)
         })
         .map(|l| crate::ids::encode("CartLine", l.id))
         .collect();
@@ -780,32 +823,7 @@ async fn complete_in_tx(
         .returning(Order::as_returning())
         .get_result(conn)
         .await?;
-    let rows: Vec<_> = priced
-        .lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let v = &priced.variants[&l.variant_id];
-            (
-                order_lines::order_id.eq(order.id),
-                order_lines::position.eq(i as i32 + 1),
-                order_lines::variant_id.eq(Some(v.id)),
-                order_lines::product_title
-                    .eq(titles.get(&v.product_id).cloned().unwrap_or_default()),
-                order_lines::variant_title.eq(v.title.clone()),
-                order_lines::sku.eq(v.sku.clone()),
-                order_lines::quantity.eq(l.quantity),
-                order_lines::unit_price_minor.eq(v.price_minor),
-                order_lines::total_minor.eq(priced.line_total(l)),
-                order_lines::taxable.eq(v.taxable),
-                order_lines::requires_shipping.eq(v.requires_shipping),
-            )
-        })
-        .collect();
-    diesel::insert_into(order_lines::table)
-        .values(&rows)
-        .execute(conn)
-        .await?;
+    let lines = insert_lines(conn, order.id, &priced).await?;
     // Reserve stock, all lines or none. Done last, so the rows of a hot variant are
     // locked only for the few statements before the commit.
     let wants: Vec<inventory::Want> = priced
@@ -854,13 +872,9 @@ async fn complete_in_tx(
         settings.inventory_low_threshold,
     )
     .await?;
-    diesel::update(carts::table.find(priced.cart.id))
-        .set((
-            carts::completed_at.eq(diesel::dsl::now),
-            carts::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await?;
+    if !cart::mark_completed(conn, priced.cart.id, &version).await? {
+        return Err(TxError::CartChanged);
+    }
     let id = serde_json::json!({ "order_id": order.id });
     jobs::enqueue(
         conn,
@@ -871,20 +885,73 @@ async fn complete_in_tx(
     )
     .await?;
     events::emit(conn, order.id, events::OrderEvent::Created, &settings.hooks).await?;
-    Ok(order)
+    Ok((order, Some(lines)))
 }
 
-async fn product_titles(
+/// The order's lines: a snapshot of each cart line's merchandise and price, in one
+/// statement that returns them.
+async fn insert_lines(
     conn: &mut AsyncPgConnection,
+    order_id: i64,
     priced: &cart::PricedCart,
-) -> QueryResult<HashMap<i64, String>> {
-    let ids: Vec<i64> = priced.variants.values().map(|v| v.product_id).collect();
-    let rows: Vec<(i64, String)> = products::table
-        .filter(products::id.eq_any(&ids))
-        .select((products::id, products::title))
-        .load(conn)
-        .await?;
-    Ok(rows.into_iter().collect())
+) -> QueryResult<Vec<orders::OrderLine>> {
+    let n = priced.lines.len();
+    let mut variant_ids = Vec::with_capacity(n);
+    let mut product_titles = Vec::with_capacity(n);
+    let mut variant_titles = Vec::with_capacity(n);
+    let mut skus = Vec::with_capacity(n);
+    let mut quantities = Vec::with_capacity(n);
+    let mut unit_prices = Vec::with_capacity(n);
+    let mut totals = Vec::with_capacity(n);
+    let mut taxable = Vec::with_capacity(n);
+    let mut shipping = Vec::with_capacity(n);
+    for l in &priced.lines {
+        let v = &priced.variants[&l.variant_id];
+        variant_ids.push(v.id);
+        product_titles.push(
+            priced
+                .product_titles
+                .get(&v.product_id)
+                .cloned()
+                .unwrap_or_default(),
+        );
+        variant_titles.push(v.title.clone());
+        skus.push(v.sku.clone());
+        quantities.push(l.quantity);
+        unit_prices.push(v.price_minor);
+        totals.push(priced.line_total(l));
+        taxable.push(v.taxable);
+        shipping.push(v.requires_shipping);
+    }
+    use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
+    let mut lines: Vec<orders::OrderLine> = crate::db::sql::Prepared(
+        diesel::sql_query(
+            "INSERT INTO order_lines (order_id, position, variant_id, product_title, \
+             variant_title, sku, quantity, unit_price_minor, total_minor, taxable, \
+             requires_shipping) \
+             SELECT $1, t.n, t.v, t.pt, t.vt, t.sku, t.q, t.up, t.tot, t.tax, t.ship \
+             FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::int4[], \
+                         $7::int8[], $8::int8[], $9::bool[], $10::bool[]) \
+                  WITH ORDINALITY AS t (v, pt, vt, sku, q, up, tot, tax, ship, n) \
+             ORDER BY t.n \
+             RETURNING id, order_id, position, variant_id, product_title, variant_title, sku, \
+                       quantity, unit_price_minor, total_minor, taxable, requires_shipping",
+        )
+        .bind::<BigInt, _>(order_id)
+        .bind::<Array<BigInt>, _>(&variant_ids)
+        .bind::<Array<Text>, _>(&product_titles)
+        .bind::<Array<Text>, _>(&variant_titles)
+        .bind::<Array<Nullable<Text>>, _>(&skus)
+        .bind::<Array<Integer>, _>(&quantities)
+        .bind::<Array<BigInt>, _>(&unit_prices)
+        .bind::<Array<BigInt>, _>(&totals)
+        .bind::<Array<Bool>, _>(&taxable)
+        .bind::<Array<Bool>, _>(&shipping),
+    )
+    .load(conn)
+    .await?;
+    lines.sort_by_key(|l| l.position);
+    Ok(lines)
 }
 
 /// Whether a payment webhook was new.

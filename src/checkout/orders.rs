@@ -48,7 +48,7 @@ pub struct Order {
     pub refunded_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Queryable, Selectable, Clone, Debug)]
+#[derive(Queryable, QueryableByName, Selectable, Clone, Debug)]
 #[diesel(table_name = order_lines)]
 pub struct OrderLine {
     pub id: i64,

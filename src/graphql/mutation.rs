@@ -178,6 +178,7 @@ impl MutationRoot {
                         message: "The cart ID is not valid.".into(),
                         lines: vec![],
                     }],
+                    lines: None,
                 },
                 None,
             ));
@@ -191,11 +192,13 @@ impl MutationRoot {
             idempotency_key: input.idempotency_key,
         };
         let conn = primary(ctx).await?;
-        let (outcome, mut conn) = app
+        let (mut outcome, mut conn) = app
             .complete_checkout(conn, token, input)
             .await
             .map_err(|e| from_db(&e))?;
+        let created = outcome.lines.take();
         let lines = match &outcome.order {
+            Some(_) if created.is_some() => created,
             Some(order) => Some(
                 checkout::orders::lines_of(&mut conn, order.id)
                     .await
