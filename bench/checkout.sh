@@ -57,6 +57,12 @@ if [[ ! -x "$LOAD" ]]; then
     (cd "$ROOT" && cargo build -j 2 --release --example checkout_load >&2)
 fi
 mkdir -p "$OUT"
+standbys=$(psql "${PG[@]}" -d postgres -Atc "SELECT count(*) FROM pg_stat_replication")
+if [[ "$standbys" != "0" ]]; then
+    # A standby replays every order's WAL on the same two cores (about a fifth of the
+    # machine: the test suite's replica took the gateway from ~440 to ~350 orders/s).
+    log "WARNING: $standbys streaming replica(s) attached; stop them for comparable figures (scripts/replica.sh destroy)"
+fi
 
 log "seeding $PRODUCTS products into $DB_NAME"
 psql "${PG[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null
