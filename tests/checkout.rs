@@ -636,14 +636,20 @@ async fn concurrent_changes_to_one_cart_are_never_lost_and_an_order_holds_exactl
                     &cart,
                     checkout_input(&format!("race-{i}"), "tok_success"),
                 );
-                let adds = futures::future::join_all(gids.iter().enumerate().map(|(k, gid)| {
-                    gql_at(
-                        &client,
-                        &bases[(i + k + 1) % 2],
-                        ADD_LINE,
-                        json!({ "c": cart, "v": gid }),
-                    )
-                }));
+                // Staggered (0–105 ms), so that some adds come before the checkout's
+                // commit and some after, however loaded the machine.
+                let adds = async {
+                    tokio::time::sleep(Duration::from_millis(15 * (i % 8) as u64)).await;
+                    futures::future::join_all(gids.iter().enumerate().map(|(k, gid)| {
+                        gql_at(
+                            &client,
+                            &bases[(i + k + 1) % 2],
+                            ADD_LINE,
+                            json!({ "c": cart, "v": gid }),
+                        )
+                    }))
+                    .await
+                };
                 futures::join!(checkout, adds)
             }
         }))
@@ -721,6 +727,87 @@ async fn lines_of_cart(conn: &mut diesel_async::AsyncPgConnection, token: &str) 
     rows.into_iter()
         .map(|l| (l.variant_id, l.quantity))
         .collect()
+}
+
+/// A retried checkout holds its cart's row while it waits for stock; a first attempt of a
+/// double submit holds stock (and its idempotency key) when it comes to that cart. Cart
+/// locks must not block the first attempt (its order's foreign-key check, or the cart
+/// itself), or the two wait for each other. Deterministic: this transaction plays the
+/// retry, locking the cart the way the gateway does, then inserting an order with the same
+/// key once the checkout waits for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkout_never_deadlocks_with_a_retry_that_holds_its_cart() {
+    use diesel::sql_types::Text;
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    let db = TestDb::new(0).await;
+    let v = stocked_variant(&db, "d1", 1000, "DENY", &[10]).await;
+    let server = server(&db).await;
+    let client = http_client();
+    let base = server.url("");
+    let base = base.trim_end_matches('/').to_string();
+    let cart = cart_with(&client, &base, &[(&v.gid, 1)]).await;
+    let token = cart.rsplit('/').next().unwrap().to_string();
+    let deadlocks =
+        "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()";
+    let before = db.count(deadlocks).await;
+
+    let mut conn = db.conn().await;
+    let checkout = conn
+        .transaction::<_, diesel::result::Error, _>(async |conn| {
+            commerce_gateway::cart::lock(conn, &token).await?;
+            let checkout = tokio::spawn({
+                let (client, base, cart) = (client.clone(), base.clone(), cart.clone());
+                async move {
+                    complete(
+                        &client,
+                        &base,
+                        &cart,
+                        checkout_input("dl-key", "tok_success"),
+                    )
+                    .await
+                }
+            });
+            // Wait until the checkout waits for a lock this transaction holds.
+            let waiting = common::eventually(Duration::from_secs(10), || async {
+                db.count(
+                    "SELECT count(*) AS n FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                )
+                .await
+                    > 0
+            })
+            .await;
+            assert!(waiting, "the checkout never waited for the cart");
+            diesel::sql_query(
+                "INSERT INTO orders (access_token, idempotency_key, cart_id, email, currency, \
+                 subtotal_minor, shipping_minor, tax_minor, total_minor, shipping_method, \
+                 shipping_address, payment_provider, payment_reference, reserved_until) \
+                 SELECT repeat('t', 40), 'dl-key', id, 'buyer@example.com', 'USD', 1000, 500, 0, \
+                 1500, 'standard', '{}', 'test', 'retry-ref', now() + interval '15 minutes' \
+                 FROM carts WHERE token = $1",
+            )
+            .bind::<Text, _>(&token)
+            .execute(conn)
+            .await?;
+            diesel::sql_query("UPDATE carts SET completed_at = now() WHERE token = $1")
+                .bind::<Text, _>(&token)
+                .execute(conn)
+                .await?;
+            Ok(checkout)
+        })
+        .await
+        .expect("the retry's transaction commits");
+    let payload = checkout.await.unwrap();
+    // The checkout sees the order the key made and returns it.
+    assert_eq!(payload["userErrors"], json!([]), "{payload}");
+    assert!(payload["order"]["orderNumber"].is_number(), "{payload}");
+    assert_eq!(db.count("SELECT count(*) AS n FROM orders").await, 1);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        db.count(deadlocks).await,
+        before,
+        "PostgreSQL detected a deadlock"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -30,7 +30,7 @@ WITH c AS (INSERT INTO carts (token, currency, country, note) VALUES (md5(random
 SELECT c.id AS cart_id, c.token AS cart_token, c.currency, c.country, c.note, c.completed_at, c.created_at,
   c.updated_at, c.version, l.id AS line_id, l.variant_id AS line_variant_id, l.quantity AS line_quantity,
   l.created_at AS line_created_at, l.updated_at AS line_updated_at, (SELECT o.id FROM orders o WHERE
-  o.idempotency_key = NULL) AS key_order_id FROM (SELECT carts.*, carts.xmin::text AS version FROM carts WHERE
+  o.idempotency_key = NULLIF(:cart_token, :cart_token)) AS key_order_id FROM (SELECT carts.*, carts.xmin::text AS version FROM carts WHERE
   token = :cart_token) c LEFT JOIN cart_lines l ON l.cart_id = c.id \aset
 SELECT v.id, v.product_id, v.title, v.sku, v.barcode, v.position, v.option1, v.option2, v.option3, v.grams,
   v.weight_unit, v.requires_shipping, v.taxable, v.inventory_policy, v.image_id, v.created_at, v.updated_at,

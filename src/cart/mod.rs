@@ -220,11 +220,16 @@ pub async fn lock(conn: &mut AsyncPgConnection, token: &str) -> QueryResult<()> 
     lock_cart(conn, token).await.map(drop)
 }
 
+/// `FOR NO KEY UPDATE`, the lock an update of the row takes anyway: it orders the cart's
+/// changes and checkouts, but not the foreign-key checks of rows that reference the cart
+/// (an order's insert takes `FOR KEY SHARE`). A `FOR UPDATE` here would make a checkout
+/// that holds stock and its idempotency key wait for the cart: a deadlock with a retry
+/// of the same checkout that holds the cart and waits for the key.
 async fn lock_cart(conn: &mut AsyncPgConnection, token: &str) -> QueryResult<Option<Cart>> {
     carts::table
         .filter(carts::token.eq(token))
         .select(Cart::as_select())
-        .for_update()
+        .for_no_key_update()
         .first(conn)
         .await
         .optional()

@@ -702,10 +702,11 @@ type Created = (Order, Option<Vec<orders::OrderLine>>);
 /// lines added or changed meanwhile send it back ([`TxError::CartChanged`]). The second
 /// attempt (`seen` is `None`) locks the cart row first and reads it again.
 ///
-/// No deadlock: a first attempt holds stock rows when it comes to the cart row, and skips
-/// a locked cart row instead of waiting for it; the only transactions that hold a cart
-/// row while they wait for stock are second attempts, and no one holding stock waits for
-/// them.
+/// No deadlock: a first attempt never waits for a cart row. It skips a locked one when it
+/// completes the cart, and every cart lock is `FOR NO KEY UPDATE`, which the foreign-key
+/// check of its order insert (`FOR KEY SHARE`) does not wait for. The only transactions
+/// that hold a cart row while they wait (for stock, or for a first attempt's idempotency
+/// key) are second attempts, and no one they wait for waits for them.
 #[allow(clippy::too_many_arguments)]
 async fn complete_in_tx(
     conn: &mut AsyncPgConnection,
