@@ -21,7 +21,7 @@ use rand::Rng;
 use crate::catalog::models::Variant;
 use crate::catalog::store::{self, CartVariant};
 use crate::db::DbError;
-use crate::db::schema::{cart_lines, carts, products};
+use crate::db::schema::{cart_lines, carts};
 use crate::db::sql::Prepared;
 
 #[derive(Queryable, Selectable, Clone, Debug)]
@@ -169,27 +169,6 @@ fn new_token() -> String {
     (0..32)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect()
-}
-
-/// Variants that may be put in a cart: existing, with a published product and a price in
-/// the shop currency.
-pub async fn sellable_variants(
-    conn: &mut AsyncPgConnection,
-    ids: &[i64],
-    shop_currency: &str,
-) -> QueryResult<HashSet<i64>> {
-    use crate::db::schema::{product_variants, variant_prices};
-    let rows: Vec<i64> = product_variants::table
-        .inner_join(products::table)
-        .inner_join(variant_prices::table)
-        .filter(product_variants::id.eq_any(ids))
-        .filter(products::status.eq("ACTIVE"))
-        .filter(products::published_at.le(diesel::dsl::now))
-        .filter(variant_prices::currency.eq(shop_currency))
-        .select(product_variants::id)
-        .load(conn)
-        .await?;
-    Ok(rows.into_iter().collect())
 }
 
 fn check_quantity(
@@ -599,6 +578,15 @@ fn too_many_lines(lines: &[LineInput], rules: &CartRules<'_>) -> Option<CartUser
     })
 }
 
+/// The ids of `variants` that may be put in a cart.
+fn sellable(variants: &[CartVariant]) -> HashSet<i64> {
+    variants
+        .iter()
+        .filter(|v| v.sellable)
+        .map(|v| v.variant.id)
+        .collect()
+}
+
 /// Errors of new lines: merchandise that does not exist or is not for sale, quantities
 /// out of range.
 fn line_errors(
@@ -606,11 +594,7 @@ fn line_errors(
     rules: &CartRules<'_>,
     variants: &[CartVariant],
 ) -> Vec<CartUserError> {
-    let sellable: HashSet<i64> = variants
-        .iter()
-        .filter(|v| v.sellable)
-        .map(|v| v.variant.id)
-        .collect();
+    let sellable = sellable(variants);
     let mut errors = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let index = i.to_string();
@@ -871,7 +855,7 @@ pub async fn update_lines(
             .iter()
             .filter_map(|u| u.merchandise_id.flatten())
             .collect();
-        let sellable = sellable_variants(conn, &new_merch, rules.shop_currency).await?;
+        let sellable = sellable(&variants_for(conn, &new_merch, rules.shop_currency, rules).await?);
         for (i, u) in updates.iter().enumerate() {
             let index = i.to_string();
             if !u

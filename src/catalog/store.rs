@@ -193,23 +193,39 @@ pub async fn variants_for(
     q.load(conn).await
 }
 
-/// Variants by id (cart lines, `node`), priced in `currency`.
+/// Variants by id (`node`, the variant dataloader), priced in `currency`.
 pub async fn variants_by_ids(
     conn: &mut AsyncPgConnection,
     ids: &[i64],
     currency: &str,
     shop_currency: &str,
 ) -> QueryResult<Vec<Variant>> {
+    by_ids(ids, currency, shop_currency, false).load(conn).await
+}
+
+/// The statement of [`variants_by_ids`]; `for_cart` adds the product's title and
+/// sellability ([`CartVariant`]).
+fn by_ids(ids: &[i64], currency: &str, shop_currency: &str, for_cart: bool) -> DynSql {
     let mut q = DynSql::new("SELECT ");
     let ids = q.add(Bind::BigIntArray(ids.to_vec()));
     let (cur, shop) = bind_currencies(&mut q, currency, shop_currency);
     let names = option_names_of("v.product_id");
     let (columns, joins) = variant_select(&cur, shop.as_deref(), Some(&names));
     q.push(&columns);
-    q.push(" FROM product_variants v");
+    if for_cart {
+        // The join that holds the shop currency's price.
+        let shop_price = if shop.is_some() { "ps" } else { "pc" };
+        q.push(&format!(
+            ", p.title AS product_title, \
+             COALESCE({PUBLISHED} AND {shop_price}.amount_minor IS NOT NULL, false) AS sellable \
+             FROM product_variants v JOIN products p ON p.id = v.product_id"
+        ));
+    } else {
+        q.push(" FROM product_variants v");
+    }
     q.push(&joins);
     q.push(&format!(" WHERE v.id = ANY({ids})"));
-    q.load(conn).await
+    q
 }
 
 /// A variant as a cart holds it: priced like [`variants_by_ids`], with its product's
@@ -234,22 +250,7 @@ pub async fn cart_variants(
     currency: &str,
     shop_currency: &str,
 ) -> QueryResult<Vec<CartVariant>> {
-    let mut q = DynSql::new("SELECT ");
-    let ids = q.add(Bind::BigIntArray(ids.to_vec()));
-    let (cur, shop) = bind_currencies(&mut q, currency, shop_currency);
-    let names = option_names_of("v.product_id");
-    let (columns, joins) = variant_select(&cur, shop.as_deref(), Some(&names));
-    // The join that holds the shop currency's price.
-    let shop_price = if shop.is_some() { "ps" } else { "pc" };
-    q.push(&columns);
-    q.push(&format!(
-        ", p.title AS product_title, \
-         COALESCE({PUBLISHED} AND {shop_price}.amount_minor IS NOT NULL, false) AS sellable \
-         FROM product_variants v JOIN products p ON p.id = v.product_id"
-    ));
-    q.push(&joins);
-    q.push(&format!(" WHERE v.id = ANY({ids})"));
-    q.load(conn).await
+    by_ids(ids, currency, shop_currency, true).load(conn).await
 }
 
 /// The order within each parent. The outer query must repeat it: sorting by parent alone
