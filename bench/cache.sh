@@ -16,89 +16,52 @@
 # Results: bench/out/cache-results.md and bench/out/cache-runs/*.json.
 set -euo pipefail
 
-BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(dirname "$BENCH_DIR")"
+BENCH_LOG_TAG="cache-bench"
+# bench/lib.sh: BENCH_DIR, ROOT, OUT, BIN (GATEWAY_BIN), PRODUCTS (BENCH_PRODUCTS), PG, PG_URL,
+# Q1_HANDLE; logging, the exit trap, the cargo guard, wrk/nginx, seeding, servers, wrk runs.
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 FIXTURES="$ROOT/tests/fixtures/nextjs-commerce"
-OUT="$BENCH_DIR/out"
 RUNS="$OUT/cache-runs"
-BIN="${GATEWAY_BIN:-$ROOT/target/release/commerce-gateway}"
 DB_NAME=cg_bench
-DB_URL="postgres://postgres@127.0.0.1:5432/$DB_NAME"
-PRODUCTS="${BENCH_PRODUCTS:-10000}"
+DB_URL="$PG_URL/$DB_NAME"
 DURATION="${BENCH_DURATION:-10s}"
 WARMUP="${BENCH_WARMUP:-3s}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 CACHED=18191
 UNCACHED=18192
 NGINX=18193
-Q1_HANDLE=apparel
-PG=(-X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5432 -U postgres)
 
-log() { printf '[cache-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-PIDS=()
+# nginx runs as a daemon: stopped on exit through its pid file.
 NGINX_DIR=""
-cleanup() {
-    local rc=$? pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+stop_nginx() {
     if [[ -n "$NGINX_DIR" && -f "$NGINX_DIR/nginx.pid" ]]; then
         kill -TERM "$(cat "$NGINX_DIR/nginx.pid")" 2>/dev/null || true
     fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
+bench_at_exit stop_nginx
 
-[[ -x "$BIN" ]] || die "no gateway binary at $BIN (cargo build --release)"
-if pgrep -x cargo >/dev/null && [[ -z "${BENCH_IGNORE_CARGO:-}" ]]; then
-    die "a cargo process is running (it competes for the 2 cores); set BENCH_IGNORE_CARGO=1 to run anyway"
-fi
-for tool in wrk nginx; do
-    if ! command -v "$tool" >/dev/null && [[ ! -x /usr/sbin/$tool ]]; then
-        log "installing $tool (apt-get)"
-        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "$tool" >/dev/null ||
-            { timeout 600 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "$tool" >/dev/null; }
-    fi
-done
-NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+require_gateway_bin
+require_quiet_machine
+ensure_tool wrk
+ensure_tool nginx
+NGINX_BIN=$(tool_path nginx)
 
-mkdir -p "$RUNS"
-rm -f "$RUNS"/*.json
+fresh_runs_dir "$RUNS"
 
-count=$(psql "${PG[@]}" -d "$DB_NAME" -Atc "SELECT count(*) FROM products" 2>/dev/null || echo 0)
-if [[ "$count" == 0 ]]; then
-    log "seeding $PRODUCTS products into $DB_NAME"
-    psql "${PG[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)"
-    DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" seed --products "$PRODUCTS" >/dev/null
-fi
-# Migrations this binary needs (the cache migration on an older bench database).
-DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" migrate >/dev/null
+ensure_bench_db "$DB_NAME"
 
-start_gateway() { # port cache_enabled
-    local log_file="$OUT/cache-gateway-$1.log"
-    DATABASE_URL="$DB_URL" LISTEN_ADDR="127.0.0.1:$1" CACHE_ENABLED="$2" RATE_LIMIT_ENABLED=false \
-        CACHE_KEY_PREFIX="bench-$$" AUTO_SEED_PRODUCTS=0 RUN_WORKERS=false RUST_LOG=warn \
-        "$BIN" serve >"$log_file" 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 1 300); do
-        if curl -sf -o /dev/null "http://127.0.0.1:$1/readyz"; then
-            if [[ "$2" == false ]] || curl -s "http://127.0.0.1:$1/readyz" | jq -e '.cache.listening' >/dev/null; then
-                return 0
-            fi
-        fi
-        sleep 0.1
-    done
-    cat "$log_file" >&2
-    die "gateway on $1 did not start"
+gateway() { # port cache_enabled
+    start_gateway "cache-gateway-$1" "$1" DATABASE_URL="$DB_URL" CACHE_ENABLED="$2" RATE_LIMIT_ENABLED=false \
+        CACHE_KEY_PREFIX="bench-$$" RUN_WORKERS=false
 }
-start_gateway "$CACHED" true
-start_gateway "$UNCACHED" false
+gateway "$CACHED" true
+gateway "$UNCACHED" false
 
 q2_handle=$(psql "${PG[@]}" -d "$DB_NAME" -Atc "SELECT handle FROM products WHERE status = 'ACTIVE' ORDER BY id LIMIT 1")
 body() { python3 "$BENCH_DIR/bench.py" body "$2" "$3" "$OUT/cache-$1.json"; }
-body q1 "$BENCH_DIR/queries/q1_gateway.graphql" "$(jq -nc --arg h "$Q1_HANDLE" '{handle: $h}')"
+write_q1_body "$OUT/cache-q1.json"
 body q2 "$FIXTURES/getProduct.graphql" "$(jq -nc --arg h "$q2_handle" '{handle: $h}')"
 body q3 "$FIXTURES/getProducts.graphql" '{}'
 
@@ -107,14 +70,14 @@ q1_hash=$(python3 -c 'import hashlib, json, sys; print(hashlib.sha256(json.load(
 ext=$(jq -nc --arg h "$q1_hash" '{persistedQuery: {version: 1, sha256Hash: $h}}')
 jq -c --argjson e "$ext" '. + {extensions: $e}' "$OUT/cache-q1.json" |
     curl -sf -H 'Content-Type: application/json' --data-binary @- "http://127.0.0.1:$CACHED/graphql" |
-    jq -e '.errors == null' >/dev/null || die "registering Q1 as a persisted query failed"
+    jq -e '.errors == null' >/dev/null || bench_die "registering Q1 as a persisted query failed"
 enc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
 q1_vars=$(jq -c .variables "$OUT/cache-q1.json")
 q1_get="http://127.0.0.1:$CACHED/graphql?extensions=$(enc "$ext")&variables=$(enc "$q1_vars")"
 curl -sf -D "$OUT/cache-q1-get.headers" -o "$OUT/cache-q1-get.body" "$q1_get" ||
-    die "persisted GET of Q1 failed"
+    bench_die "persisted GET of Q1 failed"
 jq -e '.data.collection.products.edges | length == 24' "$OUT/cache-q1-get.body" >/dev/null ||
-    die "the persisted GET of Q1 did not return 24 products"
+    bench_die "the persisted GET of Q1 did not return 24 products"
 
 # nginx serving those very bytes.
 NGINX_DIR=$(mktemp -d)
@@ -143,18 +106,10 @@ for _ in $(seq 1 50); do curl -sf -o /dev/null "http://127.0.0.1:$NGINX/q1.json"
 run() { # name url [body-file]
     local name=$1 url=$2 bodyfile=${3:-} method=POST
     [[ -z "$bodyfile" ]] && method=GET
-    for phase in warmup run; do
-        local d=$DURATION
-        [[ $phase == warmup ]] && d=$WARMUP
-        BENCH_METHOD=$method BENCH_BODY_FILE=$bodyfile timeout 120 \
-            wrk -t2 -c"$CONNECTIONS" -d"$d" --timeout 10s --latency -s "$BENCH_DIR/lua/graphql.lua" "$url" \
-            >"$RUNS/$name.$phase.txt" 2>&1 || { cat "$RUNS/$name.$phase.txt" >&2; die "wrk failed for $name"; }
-    done
-    grep '^BENCH_RESULT ' "$RUNS/$name.run.txt" | cut -d' ' -f2- >"$RUNS/$name.json"
-    jq -r --arg n "$name" '"\($n): \(.rps|floor) req/s, p99 \(.p99_us/1000) ms, non-2xx \(.non2xx), errors \(.graphql_errors)"' "$RUNS/$name.json" >&2
+    wrk_case "$name" "$url" "$CONNECTIONS" BENCH_METHOD="$method" BENCH_BODY_FILE="$bodyfile"
 }
 
-log "wrk -t2 -c$CONNECTIONS, $WARMUP warm-up then $DURATION per case"
+bench_log "wrk -t2 -c$CONNECTIONS, $WARMUP warm-up then $DURATION per case"
 for q in q1 q2 q3; do
     run "${q}_uncached" "http://127.0.0.1:$UNCACHED/graphql" "$OUT/cache-$q.json"
     run "${q}_cached" "http://127.0.0.1:$CACHED/graphql" "$OUT/cache-$q.json"

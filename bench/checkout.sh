@@ -17,43 +17,27 @@
 #   BENCH_IGNORE_CARGO=1   run even while cargo runs (noisy)
 set -euo pipefail
 
-BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(dirname "$BENCH_DIR")"
-OUT="$BENCH_DIR/out"
-BIN="${GATEWAY_BIN:-$ROOT/target/release/commerce-gateway}"
+BENCH_LOG_TAG="checkout-bench"
+# bench/lib.sh: BENCH_DIR, ROOT, OUT, BIN (GATEWAY_BIN), PRODUCTS (BENCH_PRODUCTS), PG, PG_URL;
+# logging, the exit trap, the cargo guard, seeding, starting the gateway.
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 LOAD="$ROOT/target/release/examples/checkout_load"
-PRODUCTS="${BENCH_PRODUCTS:-10000}"
 DURATION="${BENCH_DURATION_S:-20}"
 CONCURRENCY="${BENCH_CONCURRENCY:-32}"
 POOL="${BENCH_POOL_SIZE:-16}"
 PGBENCH_CLIENTS="${BENCH_PGBENCH_CLIENTS:-8 16 32}"
 PAIRS=1000
 DB_NAME=cg_bench_checkout
-DB_URL="postgres://postgres@127.0.0.1:5432/$DB_NAME"
+DB_URL="$PG_URL/$DB_NAME"
 PORT=18191
-PG=(-X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5432 -U postgres)
 
-log() { printf '[checkout-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-GW_PID=""
-cleanup() {
-    local rc=$?
-    if [[ -n "$GW_PID" ]] && kill -0 "$GW_PID" 2>/dev/null; then
-        kill -TERM "$GW_PID" 2>/dev/null || true
-        wait "$GW_PID" 2>/dev/null || true
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-
-command -v pgbench >/dev/null || die "pgbench is required (Debian: postgresql-contrib / postgresql-15)"
-[[ -x "$BIN" ]] || die "no gateway binary at $BIN (cargo build --release)"
-if pgrep -x cargo >/dev/null && [[ -z "${BENCH_IGNORE_CARGO:-}" ]]; then
-    die "a cargo process is running; wait for it or set BENCH_IGNORE_CARGO=1"
-fi
+require_cmd pgbench "Debian: postgresql-contrib / postgresql-15"
+require_gateway_bin
+require_quiet_machine
 if [[ ! -x "$LOAD" ]]; then
-    log "building the load generator (cargo build --release --example checkout_load)"
+    bench_log "building the load generator (cargo build --release --example checkout_load)"
     (cd "$ROOT" && cargo build -j 2 --release --example checkout_load >&2)
 fi
 mkdir -p "$OUT"
@@ -61,12 +45,10 @@ standbys=$(psql "${PG[@]}" -d postgres -Atc "SELECT count(*) FROM pg_stat_replic
 if [[ "$standbys" != "0" ]]; then
     # A standby replays every order's WAL on the same two cores (about a fifth of the
     # machine: the test suite's replica took the gateway from ~440 to ~350 orders/s).
-    log "WARNING: $standbys streaming replica(s) attached; stop them for comparable figures (scripts/replica.sh destroy)"
+    bench_log "WARNING: $standbys streaming replica(s) attached; stop them for comparable figures (scripts/replica.sh destroy)"
 fi
 
-log "seeding $PRODUCTS products into $DB_NAME"
-psql "${PG[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null
-DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" seed --products "$PRODUCTS" >"$OUT/checkout-seed.log" 2>&1
+seed_db "$DB_NAME" "$PRODUCTS" "$OUT/checkout-seed.log"
 # Plenty of stock everywhere: the benchmark measures checkout, not stock-outs.
 psql "${PG[@]}" -d "$DB_NAME" <<SQL
 UPDATE inventory_levels SET on_hand = 1000000, reserved = 0;
@@ -86,18 +68,12 @@ CREATE UNIQUE INDEX ON bench_pairs (n);
 VACUUM ANALYZE;
 SQL
 psql "${PG[@]}" -d "$DB_NAME" -Atc "SELECT 'gid://shopify/ProductVariant/' || v1 || E'\t' || 'gid://shopify/ProductVariant/' || v2 FROM bench_pairs ORDER BY n" >"$OUT/checkout-pairs.tsv"
-[[ $(wc -l <"$OUT/checkout-pairs.tsv") -eq $PAIRS ]] || die "not enough sellable variants for $PAIRS pairs"
+[[ $(wc -l <"$OUT/checkout-pairs.tsv") -eq $PAIRS ]] || bench_die "not enough sellable variants for $PAIRS pairs"
 
-log "starting the gateway (workers off: the jobs the orders queue wait for later)"
-env DATABASE_URL="$DB_URL" LISTEN_ADDR="127.0.0.1:$PORT" AUTO_SEED_PRODUCTS=0 RUN_WORKERS=false RATE_LIMIT_ENABLED=false \
-    RUST_LOG=warn DATABASE_POOL_SIZE="$POOL" MAX_CONCURRENT_REQUESTS="${BENCH_MAX_CONCURRENT:-}" \
-    "$BIN" serve >"$OUT/checkout-gateway.log" 2>&1 &
-GW_PID=$!
-for _ in $(seq 1 300); do
-    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break
-    kill -0 "$GW_PID" 2>/dev/null || die "the gateway exited (see $OUT/checkout-gateway.log)"
-    sleep 0.1
-done
+bench_log "starting the gateway (workers off: the jobs the orders queue wait for later)"
+start_gateway checkout-gateway "$PORT" DATABASE_URL="$DB_URL" RUN_WORKERS=false RATE_LIMIT_ENABLED=false \
+    DATABASE_POOL_SIZE="$POOL" MAX_CONCURRENT_REQUESTS="${BENCH_MAX_CONCURRENT:-}"
+GW_PID=$BENCH_LAST_PID
 
 # Before each measurement: vacuum what the previous one wrote (otherwise autovacuum starts
 # in the middle of the next measurement; the gateway's run after pgbench fell from ~120 to
@@ -112,14 +88,14 @@ settle() {
 GW_JSONS=()
 gateway_run() {
     settle
-    log "gateway run $1: $CONCURRENCY buyers for ${DURATION}s"
+    bench_log "gateway run $1: $CONCURRENCY buyers for ${DURATION}s"
     local json
     json=$("$LOAD" "http://127.0.0.1:$PORT" "$CONCURRENCY" "$DURATION" "$OUT/checkout-pairs.tsv")
-    log "gateway run $1: $json"
+    bench_log "gateway run $1: $json"
     GW_JSONS+=("$json")
 }
 
-log "warm-up (5 s)"
+bench_log "warm-up (5 s)"
 "$LOAD" "http://127.0.0.1:$PORT" "$CONCURRENCY" 5 "$OUT/checkout-pairs.tsv" >/dev/null
 # The gateway is measured before and after pgbench (which runs with the gateway idle),
 # so that neither side always gets the fresher database; the report uses the mean.
@@ -128,20 +104,20 @@ gateway_run 1
 BEST_TPS=0; BEST_CLIENTS=0; PGBENCH_LINES=""
 for clients in $PGBENCH_CLIENTS; do
     settle
-    log "pgbench: $clients clients for ${DURATION}s"
+    bench_log "pgbench: $clients clients for ${DURATION}s"
     out=$(pgbench -h 127.0.0.1 -U postgres -n -M prepared -c "$clients" -j 2 -T "$DURATION" \
-        -D pairs="$PAIRS" -f "$BENCH_DIR/pgbench/checkout.sql" "$DB_NAME" 2>&1) || { echo "$out" >&2; die "pgbench failed"; }
+        -D pairs="$PAIRS" -f "$BENCH_DIR/pgbench/checkout.sql" "$DB_NAME" 2>&1) || { echo "$out" >&2; bench_die "pgbench failed"; }
     tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -n1)
     lat=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' | head -n1)
     failed=$(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' | head -n1)
-    log "pgbench $clients clients: $tps tps, latency avg $lat ms, failed ${failed:-0}"
+    bench_log "pgbench $clients clients: $tps tps, latency avg $lat ms, failed ${failed:-0}"
     PGBENCH_LINES+="| pgbench, $clients clients | $(printf '%.0f' "$tps") | avg $lat ms |"$'\n'
     if python3 -c "import sys; sys.exit(0 if $tps > $BEST_TPS else 1)"; then BEST_TPS=$tps; BEST_CLIENTS=$clients; fi
 done
 
 gateway_run 2
 GW_RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$GW_PID/status")
-kill -TERM "$GW_PID"; wait "$GW_PID" 2>/dev/null || true; GW_PID=""
+bench_stop_pid "$GW_PID"
 printf '%s\n' "${GW_JSONS[@]}" >"$OUT/checkout-gateway.json"
 GW_JSON=$(printf '%s\n' "${GW_JSONS[@]}" | python3 -c '
 import json, sys

@@ -19,64 +19,40 @@
 # Results: bench/out/observability-results.md and bench/out/observability-runs/*.json.
 set -euo pipefail
 
-BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(dirname "$BENCH_DIR")"
-OUT="$BENCH_DIR/out"
+BENCH_LOG_TAG="obs-bench"
+# bench/lib.sh: BENCH_DIR, ROOT, OUT, BIN (GATEWAY_BIN), PRODUCTS (BENCH_PRODUCTS), PG, PG_URL,
+# Q1_HANDLE; logging, the exit trap, the cargo guard, wrk, seeding, servers, wrk runs.
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 RUNS="$OUT/observability-runs"
-BIN="${GATEWAY_BIN:-$ROOT/target/release/commerce-gateway}"
 SINK_BIN="$ROOT/target/release/examples/otlp_sink"
 DB_NAME=cg_bench
-DB_URL="postgres://postgres@127.0.0.1:5432/$DB_NAME"
-PRODUCTS="${BENCH_PRODUCTS:-10000}"
+DB_URL="$PG_URL/$DB_NAME"
 DURATION="${BENCH_DURATION:-6s}"
 WARMUP="${BENCH_WARMUP:-2s}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 ROUNDS="${BENCH_ROUNDS:-5}"
 SINK_PORT=18290
-Q1_HANDLE=apparel
-PG=(-X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5432 -U postgres)
 CONFIGS=(off metrics trace10 trace100)
 
-log() { printf '[obs-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-PIDS=()
-cleanup() {
-    local rc=$? pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
-
-[[ -x "$BIN" ]] || die "no gateway binary at $BIN (cargo build --release)"
+require_gateway_bin
 if [[ ! -x "$SINK_BIN" || "$ROOT/examples/otlp_sink.rs" -nt "$SINK_BIN" ]]; then
-    log "building the OTLP sink (cargo build --release --example otlp_sink)"
+    bench_log "building the OTLP sink (cargo build --release --example otlp_sink)"
     (cd "$ROOT" && cargo build -j 2 --release --example otlp_sink) >&2
 fi
-if pgrep -x cargo >/dev/null && [[ -z "${BENCH_IGNORE_CARGO:-}" ]]; then
-    die "a cargo process is running (it competes for the 2 cores); set BENCH_IGNORE_CARGO=1 to run anyway"
-fi
-command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+require_quiet_machine
+ensure_tool wrk
 
-mkdir -p "$RUNS"
-rm -f "$RUNS"/*.json
+fresh_runs_dir "$RUNS"
 
-count=$(psql "${PG[@]}" -d "$DB_NAME" -Atc "SELECT count(*) FROM products" 2>/dev/null || echo 0)
-if [[ "$count" == 0 ]]; then
-    log "seeding $PRODUCTS products into $DB_NAME"
-    psql "${PG[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)"
-    DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" seed --products "$PRODUCTS" >/dev/null
-fi
-DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" migrate >/dev/null
+ensure_bench_db "$DB_NAME"
 
 # The receiver stands in for a collector on another machine: it runs at the lowest CPU
 # priority so that decoding spans does not take the gateways' cores (BENCH_SINK_NICE=0
 # lets it compete; its CPU time is reported either way).
-nice -n "${BENCH_SINK_NICE:-19}" "$SINK_BIN" "127.0.0.1:$SINK_PORT" >"$OUT/observability-sink.log" 2>&1 &
-SINK_PID=$!
-PIDS+=("$SINK_PID")
+bench_spawn "$OUT/observability-sink.log" nice -n "${BENCH_SINK_NICE:-19}" "$SINK_BIN" "127.0.0.1:$SINK_PORT"
+SINK_PID=$BENCH_LAST_PID
 
 port_of() { # config cached(true|false)
     local i
@@ -84,7 +60,7 @@ port_of() { # config cached(true|false)
     if [[ "$2" == true ]]; then echo $((18201 + i)); else echo $((18205 + i)); fi
 }
 
-start_gateway() { # config cached
+gateway() { # config cached
     local cfg=$1 cached=$2 port env=()
     port=$(port_of "$cfg" "$cached")
     case $cfg in
@@ -96,56 +72,31 @@ start_gateway() { # config cached
         trace100) env=(METRICS_ENABLED=true OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT"
                        OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_TRACES_SAMPLER=parentbased_always_on) ;;
     esac
-    env "${env[@]}" DATABASE_URL="$DB_URL" LISTEN_ADDR="127.0.0.1:$port" CACHE_ENABLED="$cached" RATE_LIMIT_ENABLED=false \
-        CACHE_KEY_PREFIX="obsbench-$$-$cfg" DATABASE_POOL_SIZE=8 AUTO_SEED_PRODUCTS=0 \
-        RUN_WORKERS=false RUST_LOG=warn "$BIN" serve >"$OUT/observability-gateway-$port.log" 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 1 300); do
-        if curl -sf -o /dev/null "http://127.0.0.1:$port/readyz"; then
-            if [[ "$cached" == false ]] || curl -s "http://127.0.0.1:$port/readyz" | jq -e '.cache.listening' >/dev/null; then
-                return 0
-            fi
-        fi
-        sleep 0.1
-    done
-    cat "$OUT/observability-gateway-$port.log" >&2
-    die "gateway $cfg (cached=$cached) did not start"
+    start_gateway "observability-gateway-$port" "$port" "${env[@]}" DATABASE_URL="$DB_URL" CACHE_ENABLED="$cached" \
+        RATE_LIMIT_ENABLED=false CACHE_KEY_PREFIX="obsbench-$$-$cfg" DATABASE_POOL_SIZE=8 RUN_WORKERS=false
 }
 for cfg in "${CONFIGS[@]}"; do
-    start_gateway "$cfg" false
-    start_gateway "$cfg" true
+    gateway "$cfg" false
+    gateway "$cfg" true
 done
 
-python3 "$BENCH_DIR/bench.py" body "$BENCH_DIR/queries/q1_gateway.graphql" \
-    "$(jq -nc --arg h "$Q1_HANDLE" '{handle: $h}')" "$OUT/observability-q1.json"
+write_q1_body "$OUT/observability-q1.json"
 
-run() { # name url
-    local name=$1 url=$2
-    for phase in warmup run; do
-        local d=$DURATION
-        [[ $phase == warmup ]] && d=$WARMUP
-        BENCH_BODY_FILE="$OUT/observability-q1.json" timeout 120 \
-            wrk -t2 -c"$CONNECTIONS" -d"$d" --timeout 10s --latency -s "$BENCH_DIR/lua/graphql.lua" "$url" \
-            >"$RUNS/$name.$phase.txt" 2>&1 || { cat "$RUNS/$name.$phase.txt" >&2; die "wrk failed for $name"; }
-    done
-    grep '^BENCH_RESULT ' "$RUNS/$name.run.txt" | cut -d' ' -f2- >"$RUNS/$name.json"
-    jq -r --arg n "$name" '"\($n): \(.rps|floor) req/s, p99 \(.p99_us/1000) ms, non-2xx \(.non2xx), errors \(.graphql_errors)"' "$RUNS/$name.json" >&2
-}
-
-log "wrk -t2 -c$CONNECTIONS, $WARMUP warm-up then $DURATION per case, $ROUNDS rounds"
+bench_log "wrk -t2 -c$CONNECTIONS, $WARMUP warm-up then $DURATION per case, $ROUNDS rounds"
 MODES="${BENCH_MODES:-false true}"
 for round in $(seq 1 "$ROUNDS"); do
     for cached in $MODES; do
         for cfg in "${CONFIGS[@]}"; do
             label=$([[ $cached == true ]] && echo cached || echo uncached)
-            run "${label}_${cfg}_r$round" "http://127.0.0.1:$(port_of "$cfg" "$cached")/graphql"
+            wrk_case "${label}_${cfg}_r$round" "http://127.0.0.1:$(port_of "$cfg" "$cached")/graphql" "$CONNECTIONS" \
+                BENCH_BODY_FILE="$OUT/observability-q1.json"
         done
     done
 done
 sleep 2
 spans=$(tail -n1 "$OUT/observability-sink.log" | awk '{print $2}')
 sink_cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$SINK_PID/stat")
-log "the OTLP sink used ${sink_cpu} CPU-seconds (nice ${BENCH_SINK_NICE:-19})"
+bench_log "the OTLP sink used ${sink_cpu} CPU-seconds (nice ${BENCH_SINK_NICE:-19})"
 
 python3 - "$RUNS" "$OUT/observability-results.md" "$CONNECTIONS" "$ROUNDS" "${spans:-0}" <<'PY'
 import json, sys, pathlib, statistics

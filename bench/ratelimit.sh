@@ -22,104 +22,54 @@
 # bench/out/ratelimit-runs/*.json.
 set -euo pipefail
 
-BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(dirname "$BENCH_DIR")"
-OUT="$BENCH_DIR/out"
+BENCH_LOG_TAG="rl-bench"
+# bench/lib.sh: BENCH_DIR, ROOT, OUT, BIN (GATEWAY_BIN), PRODUCTS (BENCH_PRODUCTS), PG, PG_URL,
+# Q1_HANDLE; logging, the exit trap, the cargo guard, wrk, seeding, servers, wrk runs.
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 RUNS="$OUT/ratelimit-runs"
-BIN="${GATEWAY_BIN:-$ROOT/target/release/commerce-gateway}"
 DB_NAME=cg_bench
-DB_URL="postgres://postgres@127.0.0.1:5432/$DB_NAME"
-PRODUCTS="${BENCH_PRODUCTS:-10000}"
+DB_URL="$PG_URL/$DB_NAME"
 DURATION="${BENCH_DURATION:-6s}"
 WARMUP="${BENCH_WARMUP:-2s}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 ROUNDS="${BENCH_ROUNDS:-5}"
 BUYERS="${BENCH_BUYERS:-10000}"
 ADMIN_CONNECTIONS="${BENCH_ADMIN_CONNECTIONS:-4}"
-Q1_HANDLE=apparel
-PG=(-X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5432 -U postgres)
 
-log() { printf '[rl-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+require_gateway_bin
+require_quiet_machine
+ensure_tool wrk
 
-PIDS=()
-cleanup() {
-    local rc=$? pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
+fresh_runs_dir "$RUNS"
 
-[[ -x "$BIN" ]] || die "no gateway binary at $BIN (cargo build --release)"
-if pgrep -x cargo >/dev/null && [[ -z "${BENCH_IGNORE_CARGO:-}" ]]; then
-    die "a cargo process is running (it competes for the 2 cores); set BENCH_IGNORE_CARGO=1 to run anyway"
-fi
-command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-
-mkdir -p "$RUNS"
-rm -f "$RUNS"/*.json
-
-count=$(psql "${PG[@]}" -d "$DB_NAME" -Atc "SELECT count(*) FROM products" 2>/dev/null || echo 0)
-if [[ "$count" == 0 ]]; then
-    log "seeding $PRODUCTS products into $DB_NAME"
-    psql "${PG[@]}" -d postgres -c "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)"
-    DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" seed --products "$PRODUCTS" >/dev/null
-fi
-DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" migrate >/dev/null
+ensure_bench_db "$DB_NAME"
 
 PREFIX="rlbench-$$"
-start_gateway() { # port limits(true|false) cached(true|false) [extra env...]
+gateway() { # port limits(true|false) cached(true|false) [extra env...]
     local port=$1 limits=$2 cached=$3
     shift 3
-    env "$@" DATABASE_URL="$DB_URL" LISTEN_ADDR="127.0.0.1:$port" CACHE_ENABLED="$cached" \
+    start_gateway "ratelimit-gateway-$port" "$port" "$@" DATABASE_URL="$DB_URL" CACHE_ENABLED="$cached" \
         CACHE_KEY_PREFIX="$PREFIX-$port" RATE_LIMIT_KEY_PREFIX="$PREFIX" RATE_LIMIT_ENABLED="$limits" \
-        TRUSTED_PROXIES=127.0.0.1/32 DATABASE_POOL_SIZE=8 AUTO_SEED_PRODUCTS=0 RUN_WORKERS=false \
-        METRICS_ENABLED=true RUST_LOG=warn "$BIN" serve >"$OUT/ratelimit-gateway-$port.log" 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 1 300); do
-        if curl -sf -o /dev/null "http://127.0.0.1:$port/readyz"; then
-            if [[ "$cached" == false ]] || curl -s "http://127.0.0.1:$port/readyz" | jq -e '.cache.listening' >/dev/null; then
-                return 0
-            fi
-        fi
-        sleep 0.1
-    done
-    cat "$OUT/ratelimit-gateway-$port.log" >&2
-    die "gateway on $port did not start"
+        TRUSTED_PROXIES=127.0.0.1/32 DATABASE_POOL_SIZE=8 RUN_WORKERS=false METRICS_ENABLED=true
 }
 # port: off/on × uncached/cached, and the admin gateway.
-start_gateway 18301 false false
-start_gateway 18302 true false
-start_gateway 18303 false true
-start_gateway 18304 true true
+gateway 18301 false false
+gateway 18302 true false
+gateway 18303 false true
+gateway 18304 true true
 PLANS="bench=100000000:10000000,standard=1000:50"
-start_gateway 18305 true false ADMIN_PLANS="$PLANS"
+gateway 18305 true false ADMIN_PLANS="$PLANS"
 port_of() { # limits cached
     case "$1/$2" in
         off/false) echo 18301 ;; on/false) echo 18302 ;; off/true) echo 18303 ;; on/true) echo 18304 ;;
     esac
 }
 
-python3 "$BENCH_DIR/bench.py" body "$BENCH_DIR/queries/q1_gateway.graphql" \
-    "$(jq -nc --arg h "$Q1_HANDLE" '{handle: $h}')" "$OUT/ratelimit-q1.json"
+write_q1_body "$OUT/ratelimit-q1.json"
 
-run() { # name url connections [env...]
-    local name=$1 url=$2 conns=$3
-    shift 3
-    for phase in warmup run; do
-        local d=$DURATION
-        [[ $phase == warmup ]] && d=$WARMUP
-        env "$@" timeout 120 \
-            wrk -t2 -c"$conns" -d"$d" --timeout 10s --latency -s "$BENCH_DIR/lua/graphql.lua" "$url" \
-            >"$RUNS/$name.$phase.txt" 2>&1 || { cat "$RUNS/$name.$phase.txt" >&2; die "wrk failed for $name"; }
-    done
-    grep '^BENCH_RESULT ' "$RUNS/$name.run.txt" | cut -d' ' -f2- >"$RUNS/$name.json"
-    jq -r --arg n "$name" '"\($n): \(.rps|floor) req/s, p99 \(.p99_us/1000) ms, non-2xx \(.non2xx), errors \(.graphql_errors)"' "$RUNS/$name.json" >&2
-}
-
-log "Q1: wrk -t2 -c$CONNECTIONS from $BUYERS buyer addresses, $WARMUP warm-up then $DURATION per case, $ROUNDS rounds"
+bench_log "Q1: wrk -t2 -c$CONNECTIONS from $BUYERS buyer addresses, $WARMUP warm-up then $DURATION per case, $ROUNDS rounds"
 MODES="${BENCH_MODES:-false true}"
 for round in $(seq 1 "$ROUNDS"); do
     # Odd rounds run limits off first, even rounds on first: neither gains from going second.
@@ -128,17 +78,17 @@ for round in $(seq 1 "$ROUNDS"); do
     for cached in $MODES; do
         for limits in $order; do
             label=$([[ $cached == true ]] && echo cached || echo uncached)
-            run "${label}_${limits}_r$round" "http://127.0.0.1:$(port_of "$limits" "$cached")/graphql" "$CONNECTIONS" \
+            wrk_case "${label}_${limits}_r$round" "http://127.0.0.1:$(port_of "$limits" "$cached")/graphql" "$CONNECTIONS" \
                 BENCH_BODY_FILE="$OUT/ratelimit-q1.json" BENCH_XFF_POOL="$BUYERS"
         done
     done
 done
 decisions=$(curl -s http://127.0.0.1:18302/metrics | awk '/^gateway_rate_limit_decisions_total\{.*storefront_ip.*outcome="allowed"/ {s += $NF} END {print s + 0}')
 throttled=$(curl -s http://127.0.0.1:18302/metrics | awk '/^gateway_rate_limit_decisions_total\{.*outcome="throttled"/ {s += $NF} END {print s + 0}')
-log "limited uncached gateway: $decisions allowed decisions, $throttled throttled"
+bench_log "limited uncached gateway: $decisions allowed decisions, $throttled throttled"
 
 # --- the partner sync -------------------------------------------------------------
-log "admin: bulk inventory updates of 250 items, $ADMIN_CONNECTIONS connections"
+bench_log "admin: bulk inventory updates of 250 items, $ADMIN_CONNECTIONS connections"
 KEY=$(ADMIN_PLANS="$PLANS" DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" keys create --name "bench-$$" --scopes write_inventory --plan bench)
 for q in 1 2; do
     psql "${PG[@]}" -d "$DB_NAME" -Atc "SELECT json_build_object('query',
@@ -150,7 +100,7 @@ done
 cost=$(curl -s -X POST http://127.0.0.1:18305/admin/graphql -H "Authorization: Bearer $KEY" -H 'content-type: application/json' \
     --data-binary @"$OUT/ratelimit-bulk-1.json" | jq '.extensions.cost.actualQueryCost')
 for round in $(seq 1 "$ROUNDS"); do
-    run "admin_bulk_r$round" "http://127.0.0.1:18305/admin/graphql" "$ADMIN_CONNECTIONS" \
+    wrk_case "admin_bulk_r$round" "http://127.0.0.1:18305/admin/graphql" "$ADMIN_CONNECTIONS" \
         BENCH_BODY_FILE="$OUT/ratelimit-bulk-1.json" BENCH_BODY_FILE2="$OUT/ratelimit-bulk-2.json" BENCH_AUTH="$KEY"
 done
 ADMIN_PLANS="$PLANS" DATABASE_URL="$DB_URL" RUST_LOG=warn "$BIN" keys revoke "$(DATABASE_URL="$DB_URL" "$BIN" keys list | awk -v n="bench-$$" '$3 == n {print $1}')" >/dev/null

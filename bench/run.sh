@@ -29,92 +29,45 @@
 # Every process started here is stopped on exit (by pid). Results: bench/out/results.md.
 set -euo pipefail
 
-BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(dirname "$BENCH_DIR")"
+# bench/lib.sh: BENCH_DIR, ROOT, OUT, BIN (GATEWAY_BIN), PRODUCTS (BENCH_PRODUCTS), PG, PG_URL,
+# Q1_HANDLE; logging, the exit trap, the cargo guard, wrk, seeding, servers, wrk runs.
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 FIXTURES="$ROOT/tests/fixtures/nextjs-commerce"
 QUERIES="$BENCH_DIR/queries"
-OUT="$BENCH_DIR/out"
-BIN="${GATEWAY_BIN:-$ROOT/target/release/commerce-gateway}"
 
-PG_ADMIN=(-X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 5432 -U postgres)
 DB_NAME=cg_bench
-DB_URL="postgres://postgres@127.0.0.1:5432/$DB_NAME"
+DB_URL="$PG_URL/$DB_NAME"
 SEED_DB_NAME=cg_bench_seed
 
-PRODUCTS="${BENCH_PRODUCTS:-10000}"
 DURATION="${BENCH_DURATION:-15s}"
 Q1_ROUNDS="${BENCH_Q1_ROUNDS:-6}"
 ROUND_DURATION="${BENCH_ROUND_DURATION:-5s}"
 WARMUP="${BENCH_WARMUP:-5s}"
 POOL="${BENCH_POOL_SIZE:-16}"
-THREADS=2
 CONNECTIONS=32
-WRK_TIMEOUT=10s
 
 GW_PORT=18181
 PGL_PORT=18282
 GW_STATS_PORT=18183
 PGL_DEBUG_PORT=18283
-Q1_HANDLE=apparel
 
 export PGCONNECT_TIMEOUT=5
 unset PGSERVICE PGDATABASE PGOPTIONS PGHOST PGPORT PGUSER || true
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-# --- processes we started: stopped on exit, by pid -----------------------------------------
-
-PIDS=()
+# --seed-only's scratch database: dropped on exit too.
 SCRATCH_DB=""
-
-stop_pid() {
-    local pid=$1 i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-        sleep 0.2
-    done
-    log "pid $pid did not stop on SIGTERM; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+drop_scratch_db() {
+    if [[ -n "$SCRATCH_DB" ]]; then drop_db "$SCRATCH_DB" 2>/dev/null || true; fi
 }
-
-forget_pid() {
-    local pid=$1 keep=() p
-    for p in "${PIDS[@]}"; do [[ "$p" == "$pid" ]] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
-}
-
-cleanup() {
-    local rc=$? pid
-    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-    if [[ -n "$SCRATCH_DB" ]]; then
-        psql "${PG_ADMIN[@]}" -d postgres -c "DROP DATABASE IF EXISTS $SCRATCH_DB WITH (FORCE)" >/dev/null 2>&1 || true
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM
+bench_at_exit drop_scratch_db
 
 # --- prerequisites -----------------------------------------------------------------------
 
-need() { command -v "$1" >/dev/null || die "$1 is required"; }
-
 check_binary() {
-    [[ -x "$BIN" ]] || die "no gateway binary at $BIN (build it: cargo build --release)"
-    if pgrep -x cargo >/dev/null && [[ -z "${BENCH_IGNORE_CARGO:-}" ]]; then
-        die "a cargo process is running (a build competes for the 2 cores); wait for it or set BENCH_IGNORE_CARGO=1"
-    fi
-}
-
-ensure_wrk() {
-    command -v wrk >/dev/null && return 0
-    log "installing wrk (apt-get)"
-    timeout 600 apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq wrk >/dev/null
-    command -v wrk >/dev/null || die "wrk did not install"
+    require_gateway_bin
+    require_quiet_machine
 }
 
 ensure_node_deps() {
@@ -122,7 +75,7 @@ ensure_node_deps() {
         -f "$BENCH_DIR/node_modules/postgraphile-plugin-connection-filter/package.json" ]]; then
         return 0
     fi
-    log "installing PostGraphile (npm)"
+    bench_log "installing PostGraphile (npm)"
     if [[ -f "$BENCH_DIR/package-lock.json" ]]; then
         timeout 600 npm ci --prefix "$BENCH_DIR" --no-audit --no-fund >/dev/null
     else
@@ -137,83 +90,36 @@ port_free() {
 check_ports() {
     local port
     for port in "$@"; do
-        port_free "$port" || die "127.0.0.1:$port is already in use (a previous run still going?)"
+        port_free "$port" || bench_die "127.0.0.1:$port is already in use (a previous run still going?)"
     done
 }
 
 # --- database ---------------------------------------------------------------------------
 
-sql() { psql "${PG_ADMIN[@]}" -d "$DB_NAME" -Atc "$1"; }
-
-recreate_db() { # name
-    PGOPTIONS='-c client_min_messages=warning' psql "${PG_ADMIN[@]}" -d postgres -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null
-}
-
-# seed NAME N LOGFILE: recreates NAME and seeds N products; sets SEED_WALL_S, SEED_REPORT.
-seed() {
-    local name=$1 n=$2 logfile=$3 start end
-    recreate_db "$name"
-    log "seeding $n products into $name (release binary)"
-    start=$(date +%s.%N)
-    if ! DATABASE_URL="postgres://postgres@127.0.0.1:5432/$name" RUST_LOG=warn \
-        timeout 3600 "$BIN" seed --products "$n" >"$logfile" 2>&1; then
-        cat "$logfile" >&2
-        die "seed failed"
-    fi
-    end=$(date +%s.%N)
-    SEED_WALL_S=$(python3 -c "print(f'{$end - $start:.2f}')")
-    SEED_REPORT=$(grep -E '^seeded ' "$logfile" | tail -n1 || true)
-    log "seeded in ${SEED_WALL_S}s wall ($SEED_REPORT)"
-}
+sql() { psql "${PG[@]}" -d "$DB_NAME" -Atc "$1"; }
 
 # --- servers ----------------------------------------------------------------------------
 
-wait_ready() { # port pid logfile what
-    local port=$1 pid=$2 logfile=$3 what=$4 i code
-    for ((i = 0; i < 600; i++)); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            tail -n 30 "$logfile" >&2 || true
-            die "$what exited during start-up (log: $logfile)"
-        fi
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -H 'Content-Type: application/json' \
-            --data '{"query":"{ __typename }"}' "http://127.0.0.1:$port/graphql" || true)
-        [[ "$code" == 200 ]] && return 0
-        sleep 0.1
-    done
-    tail -n 30 "$logfile" >&2 || true
-    die "$what did not become ready on 127.0.0.1:$port within 60 s (log: $logfile)"
-}
-
-# start_gateway PORT QUERY_STATS LOGFILE -> LAST_PID
-start_gateway() {
-    local port=$1 stats=$2 logfile=$3
+# start_bench_gateway NAME PORT QUERY_STATS -> BENCH_LAST_PID (log: $OUT/NAME.log)
+start_bench_gateway() {
     # Uncached and unthrottled: the goal compares the database path, and wrk is one
     # client that the default per-address limit would throttle.
-    env DATABASE_URL="$DB_URL" LISTEN_ADDR="127.0.0.1:$port" AUTO_SEED_PRODUCTS=0 \
-        CACHE_ENABLED=false RATE_LIMIT_ENABLED=false \
-        QUERY_STATS="$stats" RUST_LOG=warn DATABASE_POOL_SIZE="$POOL" SHUTDOWN_GRACE_MS=2000 \
-        "$BIN" serve >"$logfile" 2>&1 &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-    wait_ready "$port" "$LAST_PID" "$logfile" "gateway (port $port)"
+    start_gateway "$1" "$2" DATABASE_URL="$DB_URL" CACHE_ENABLED=false RATE_LIMIT_ENABLED=false \
+        QUERY_STATS="$3" DATABASE_POOL_SIZE="$POOL" SHUTDOWN_GRACE_MS=2000
 }
 
-# start_postgraphile PORT LOGFILE [VAR=value ...] -> LAST_PID
+# start_postgraphile PORT LOGFILE [VAR=value ...] -> BENCH_LAST_PID
 start_postgraphile() {
     local port=$1 logfile=$2
     shift 2
     # The CLI reads bench/postgraphile/.postgraphilerc.js from its working directory.
-    (cd "$BENCH_DIR/postgraphile" && exec env NODE_ENV=production "$@" \
+    bench_spawn "$logfile" env -C "$BENCH_DIR/postgraphile" NODE_ENV=production "$@" \
         node "$BENCH_DIR/node_modules/postgraphile/cli.js" \
         -c "$DB_URL" -s public --host 127.0.0.1 --port "$port" --disable-graphiql \
         --disable-query-log --max-pool-size "$POOL" \
-        --append-plugins postgraphile-plugin-connection-filter) >"$logfile" 2>&1 &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-    wait_ready "$port" "$LAST_PID" "$logfile" "PostGraphile (port $port)"
+        --append-plugins postgraphile-plugin-connection-filter
+    wait_ready "PostGraphile (port $port)" "$BENCH_LAST_PID" "$logfile" graphql_answers "$port"
 }
-
-stop_server() { stop_pid "$1"; forget_pid "$1"; }
 
 proc_kb() { # pid field -> kB
     awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
@@ -231,22 +137,16 @@ verify_case() { # case -> fails loudly on HTTP != 200, GraphQL errors or missing
     local case=$1 code
     code=$(post "$(port_of "$case")" "$case" "$OUT/responses/$case.json")
     python3 "$BENCH_DIR/bench.py" verify "$case" "$OUT/responses/$case.json" "$code" >&2 ||
-        die "verification of $case failed (response: $OUT/responses/$case.json)"
+        bench_die "verification of $case failed (response: $OUT/responses/$case.json)"
 }
 
-# run_wrk CASE DURATION KIND(warmup|run)
-run_wrk() {
-    local case=$1 duration=$2 kind=$3 port txt json_line
-    port=$(port_of "$case")
-    txt="$OUT/wrk-$case.$kind.txt"
-    if ! BENCH_BODY_FILE="$OUT/bodies/$case.json" timeout 120 \
-        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --timeout "$WRK_TIMEOUT" --latency \
-        -s "$BENCH_DIR/lua/graphql.lua" "http://127.0.0.1:$port/graphql" >"$txt" 2>&1; then
-        cat "$txt" >&2
-        die "wrk failed for $case"
-    fi
-    json_line=$(grep '^BENCH_RESULT ' "$txt" | tail -n1 | cut -d' ' -f2-)
-    [[ -n "$json_line" ]] || { cat "$txt" >&2; die "no BENCH_RESULT from wrk for $case"; }
+# run_case CASE DURATION KIND(warmup|run|round): wrk into $OUT/wrk-CASE.KIND.txt; the
+# result of a run in $OUT/runs/CASE.json, of a round appended to $OUT/runs/CASE.rounds.jsonl.
+run_case() {
+    local case=$1 duration=$2 kind=$3 json_line
+    run_wrk "$OUT/wrk-$case.$kind.txt" "$CONNECTIONS" "$duration" \
+        "http://127.0.0.1:$(port_of "$case")/graphql" BENCH_BODY_FILE="$OUT/bodies/$case.json"
+    json_line=$WRK_RESULT
     if [[ "$kind" == run ]]; then
         printf '%s\n' "$json_line" >"$OUT/runs/$case.json"
     elif [[ "$kind" == round ]]; then
@@ -267,17 +167,17 @@ EOF
 
 seed_only() {
     local n=$1
-    [[ "$n" =~ ^[0-9]+$ ]] || die "--seed-only needs a product count"
+    [[ "$n" =~ ^[0-9]+$ ]] || bench_die "--seed-only needs a product count"
     check_binary
-    need psql
-    need python3
+    require_cmd psql
+    require_cmd python3
     mkdir -p "$OUT"
     SCRATCH_DB="$SEED_DB_NAME"
     local t0=$SECONDS
-    seed "$SEED_DB_NAME" "$n" "$OUT/seed-$n.log"
+    seed_db "$SEED_DB_NAME" "$n" "$OUT/seed-$n.log"
     local size
-    size=$(psql "${PG_ADMIN[@]}" -d postgres -Atc "SELECT pg_size_pretty(pg_database_size('$SEED_DB_NAME'))")
-    recreate_db "$SEED_DB_NAME"
+    size=$(psql "${PG[@]}" -d postgres -Atc "SELECT pg_size_pretty(pg_database_size('$SEED_DB_NAME'))")
+    drop_db "$SEED_DB_NAME"
     SCRATCH_DB=""
     {
         echo "# Seed timing — $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -285,7 +185,7 @@ seed_only() {
         echo "- \`commerce-gateway seed --products $n\` (release, $BIN) into a new database (create + migrate + seed + ANALYZE):"
         echo "  **${SEED_WALL_S} s** wall; the binary's own report: \`$SEED_REPORT\`"
         echo "- Database size after seeding: $size (database dropped afterwards)"
-        echo "- Machine: $(nproc) CPU(s); $(psql "${PG_ADMIN[@]}" -d postgres -Atc 'SHOW server_version') PostgreSQL on 127.0.0.1"
+        echo "- Machine: $(nproc) CPU(s); $(psql "${PG[@]}" -d postgres -Atc 'SHOW server_version') PostgreSQL on 127.0.0.1"
         echo "- Took $((SECONDS - t0)) s in all"
     } | tee "$OUT/seed-$n.md"
 }
@@ -295,19 +195,19 @@ seed_only() {
 full_run() {
     local started=$SECONDS
     check_binary
-    need psql
-    need python3
-    need curl
-    need jq
-    need node
-    need npm
-    ensure_wrk
+    require_cmd psql
+    require_cmd python3
+    require_cmd curl
+    require_cmd jq
+    require_cmd node
+    require_cmd npm
+    ensure_tool wrk
     ensure_node_deps
     check_ports "$GW_PORT" "$PGL_PORT" "$GW_STATS_PORT" "$PGL_DEBUG_PORT"
     rm -rf "$OUT/runs" "$OUT/responses" "$OUT/bodies" "$OUT"/wrk-*.txt
     mkdir -p "$OUT/runs" "$OUT/responses" "$OUT/bodies"
 
-    seed "$DB_NAME" "$PRODUCTS" "$OUT/seed.log"
+    seed_db "$DB_NAME" "$PRODUCTS" "$OUT/seed.log"
 
     # Q2's product: a visible product with several variants and images.
     local q2_handle
@@ -316,7 +216,7 @@ full_run() {
           AND (SELECT count(*) FROM product_variants v WHERE v.product_id = p.id) >= 6
           AND (SELECT count(*) FROM product_images i WHERE i.product_id = p.id) >= 3
         ORDER BY p.id LIMIT 1")
-    [[ -n "$q2_handle" ]] || die "no product for Q2 found"
+    [[ -n "$q2_handle" ]] || bench_die "no product for Q2 found"
     # How many hidden (draft) products sit among the collection's first positions: why the
     # PostGraphile query has to filter on the product's status like the gateway does.
     local q1_hidden
@@ -325,7 +225,7 @@ full_run() {
                      JOIN products p ON p.id = cp.product_id WHERE col.handle = '$Q1_HANDLE'),
                   cut AS (SELECT position FROM c WHERE visible ORDER BY position OFFSET 23 LIMIT 1)
                   SELECT count(*) FROM c, cut WHERE NOT c.visible AND c.position < cut.position")
-    log "Q1 collection '$Q1_HANDLE' (hidden products among its first 24 visible: $q1_hidden), Q2 product '$q2_handle'"
+    bench_log "Q1 collection '$Q1_HANDLE' (hidden products among its first 24 visible: $q1_hidden), Q2 product '$q2_handle'"
 
     # Request bodies, built from the .graphql documents (fixtures verbatim for Q2/Q3 gateway).
     local now
@@ -341,57 +241,57 @@ full_run() {
 
     # Statements per request: a separate gateway with QUERY_STATS=true, one request per case
     # (sent twice; the second is reported and must equal the first).
-    log "statements per request (gateway with QUERY_STATS=true on :$GW_STATS_PORT)"
-    start_gateway "$GW_STATS_PORT" true "$OUT/gateway-stats.log"
-    local stats_pid=$LAST_PID q code first second statements_json="{}"
+    bench_log "statements per request (gateway with QUERY_STATS=true on :$GW_STATS_PORT)"
+    start_bench_gateway gateway-stats "$GW_STATS_PORT" true
+    local stats_pid=$BENCH_LAST_PID q code first second statements_json="{}"
     for q in q1 q2 q3; do
         code=$(post "$GW_STATS_PORT" "${q}_gateway" "$OUT/responses/${q}_gateway.stats1.json")
         python3 "$BENCH_DIR/bench.py" verify "${q}_gateway" "$OUT/responses/${q}_gateway.stats1.json" "$code" >/dev/null ||
-            die "verification of ${q}_gateway (QUERY_STATS) failed"
+            bench_die "verification of ${q}_gateway (QUERY_STATS) failed"
         first=$(python3 "$BENCH_DIR/bench.py" stats "$OUT/responses/${q}_gateway.stats1.json")
         code=$(post "$GW_STATS_PORT" "${q}_gateway" "$OUT/responses/${q}_gateway.stats.json")
         second=$(python3 "$BENCH_DIR/bench.py" stats "$OUT/responses/${q}_gateway.stats.json")
-        [[ "$first" == "$second" ]] || log "warning: ${q}_gateway sent $first then $second statements"
-        log "  ${q}_gateway: $second SQL statement(s)"
+        [[ "$first" == "$second" ]] || bench_log "warning: ${q}_gateway sent $first then $second statements"
+        bench_log "  ${q}_gateway: $second SQL statement(s)"
         statements_json=$(jq -c --arg k "${q}_gateway" --argjson v "$second" '. + {($k): $v}' <<<"$statements_json")
     done
-    stop_server "$stats_pid"
+    bench_stop_pid "$stats_pid"
 
     # PostGraphile's statements: a separate instance logging each SQL statement it sends
     # (DEBUG=postgraphile:postgres, one line per statement), one request per case.
-    log "statements per request (PostGraphile with query debug logging on :$PGL_DEBUG_PORT)"
+    bench_log "statements per request (PostGraphile with query debug logging on :$PGL_DEBUG_PORT)"
     start_postgraphile "$PGL_DEBUG_PORT" "$OUT/postgraphile-debug.log" DEBUG=postgraphile:postgres DEBUG_COLORS=0
-    local dbg_pid=$LAST_PID before after n
+    local dbg_pid=$BENCH_LAST_PID before after n
     for q in q1 q2 q3; do
         code=$(post "$PGL_DEBUG_PORT" "${q}_postgraphile" "$OUT/responses/${q}_postgraphile.debug.json")
         python3 "$BENCH_DIR/bench.py" verify "${q}_postgraphile" "$OUT/responses/${q}_postgraphile.debug.json" "$code" >/dev/null ||
-            die "verification of ${q}_postgraphile (debug instance) failed"
+            bench_die "verification of ${q}_postgraphile (debug instance) failed"
         sleep 0.3
         before=$(grep -c 'postgraphile:postgres ' "$OUT/postgraphile-debug.log" || true)
         code=$(post "$PGL_DEBUG_PORT" "${q}_postgraphile" "$OUT/responses/${q}_postgraphile.debug.json")
         sleep 0.3
         after=$(grep -c 'postgraphile:postgres ' "$OUT/postgraphile-debug.log" || true)
         n=$((after - before))
-        log "  ${q}_postgraphile: $n SQL statement(s)"
+        bench_log "  ${q}_postgraphile: $n SQL statement(s)"
         statements_json=$(jq -c --arg k "${q}_postgraphile" --argjson v "$n" '. + {($k): $v}' <<<"$statements_json")
     done
-    stop_server "$dbg_pid"
+    bench_stop_pid "$dbg_pid"
 
     # The two servers under test.
-    log "starting the gateway on :$GW_PORT and PostGraphile on :$PGL_PORT"
-    start_gateway "$GW_PORT" false "$OUT/gateway.log"
-    local gw_pid=$LAST_PID
+    bench_log "starting the gateway on :$GW_PORT and PostGraphile on :$PGL_PORT"
+    start_bench_gateway gateway "$GW_PORT" false
+    local gw_pid=$BENCH_LAST_PID
     start_postgraphile "$PGL_PORT" "$OUT/postgraphile.log"
-    local pgl_pid=$LAST_PID
+    local pgl_pid=$BENCH_LAST_PID
     sleep 1
     local gw_idle_rss pgl_idle_rss gw_hwm="" gw_after_rss=""
     gw_idle_rss=$(proc_kb "$gw_pid" VmRSS)
     pgl_idle_rss=$(proc_kb "$pgl_pid" VmRSS)
-    log "idle VmRSS: gateway ${gw_idle_rss} kB, PostGraphile ${pgl_idle_rss} kB"
+    bench_log "idle VmRSS: gateway ${gw_idle_rss} kB, PostGraphile ${pgl_idle_rss} kB"
 
     # One request per case: HTTP 200, no GraphQL errors, the expected data; then the
     # gateway's and PostGraphile's answers compared product by product.
-    log "verifying every case"
+    bench_log "verifying every case"
     for q in "${cases[@]}"; do verify_case "$q"; done
     # compare: exit 0 identical; 2 same products in the same order but other fields differ
     # (recorded, loud, the run goes on and exits 2); 1 different products (the run stops).
@@ -401,9 +301,9 @@ full_run() {
         rc=0
         c=$(python3 "$BENCH_DIR/bench.py" compare "$q" "$OUT/responses/${q}_gateway.json" "$OUT/responses/${q}_postgraphile.json") || rc=$?
         case $rc in
-            0) log "$c" ;;
-            2) log "WARNING: $c"; DATA_MISMATCH=true ;;
-            *) printf '%s\n' "$c" >&2; die "${q^^}: the gateway and PostGraphile return different products" ;;
+            0) bench_log "$c" ;;
+            2) bench_log "WARNING: $c"; DATA_MISMATCH=true ;;
+            *) printf '%s\n' "$c" >&2; bench_die "${q^^}: the gateway and PostGraphile return different products" ;;
         esac
         if [[ "$q" == q1 ]]; then
             q1_check="$c (PostGraphile filters status/published_at like the gateway; $q1_hidden hidden product(s) sit among the collection's first positions.)"
@@ -415,12 +315,12 @@ full_run() {
     # Each case: a warm-up, then the measured run; gateway and PostGraphile alternate, so
     # both see the same machine state, and the VmHWM kept after each run covers only the
     # cases run so far.
-    log "load runs: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, one case at a time, each after a $WARMUP warm-up"
+    bench_log "load runs: wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --latency, one case at a time, each after a $WARMUP warm-up"
     for q in "${cases[@]}"; do
         sleep 2
-        run_wrk "$q" "$WARMUP" warmup
+        run_case "$q" "$WARMUP" warmup
         sleep 1
-        run_wrk "$q" "$DURATION" run
+        run_case "$q" "$DURATION" run
         # The server's peak resident set so far (VmHWM only grows), kept with the run.
         local case_pid=$gw_pid
         [[ "$q" == *_postgraphile ]] && case_pid=$pgl_pid
@@ -435,14 +335,14 @@ full_run() {
     # Q1 in rounds of short alternating windows (see BENCH_Q1_ROUNDS).
     rm -f "$OUT/runs/q1_gateway.rounds.jsonl" "$OUT/runs/q1_postgraphile.rounds.jsonl"
     if ((Q1_ROUNDS > 0)); then
-        log "Q1 rounds: $Q1_ROUNDS × (gateway, PostGraphile) of $ROUND_DURATION each"
+        bench_log "Q1 rounds: $Q1_ROUNDS × (gateway, PostGraphile) of $ROUND_DURATION each"
         for ((r = 1; r <= Q1_ROUNDS; r++)); do
             if ((r % 2)); then
-                run_wrk q1_gateway "$ROUND_DURATION" round
-                run_wrk q1_postgraphile "$ROUND_DURATION" round
+                run_case q1_gateway "$ROUND_DURATION" round
+                run_case q1_postgraphile "$ROUND_DURATION" round
             else
-                run_wrk q1_postgraphile "$ROUND_DURATION" round
-                run_wrk q1_gateway "$ROUND_DURATION" round
+                run_case q1_postgraphile "$ROUND_DURATION" round
+                run_case q1_gateway "$ROUND_DURATION" round
             fi
         done
         gw_hwm=$(proc_kb "$gw_pid" VmHWM)
@@ -450,9 +350,9 @@ full_run() {
     local pgl_hwm pgl_after_rss
     pgl_hwm=$(proc_kb "$pgl_pid" VmHWM)
     pgl_after_rss=$(proc_kb "$pgl_pid" VmRSS)
-    kill -0 "$gw_pid" 2>/dev/null || die "the gateway died during the load runs"
-    kill -0 "$pgl_pid" 2>/dev/null || die "PostGraphile died during the load runs"
-    log "after load: gateway VmHWM ${gw_hwm} kB VmRSS ${gw_after_rss} kB; PostGraphile VmHWM ${pgl_hwm} kB"
+    kill -0 "$gw_pid" 2>/dev/null || bench_die "the gateway died during the load runs"
+    kill -0 "$pgl_pid" 2>/dev/null || bench_die "PostGraphile died during the load runs"
+    bench_log "after load: gateway VmHWM ${gw_hwm} kB VmRSS ${gw_after_rss} kB; PostGraphile VmHWM ${pgl_hwm} kB"
 
     # Re-check each case once after the load (errors that only show up later).
     for q in "${cases[@]}"; do verify_case "$q"; done
@@ -472,7 +372,7 @@ full_run() {
         --arg postgraphile "$(node -p "require('$BENCH_DIR/node_modules/postgraphile/package.json').version")" \
         --arg connection_filter "$(node -p "require('$BENCH_DIR/node_modules/postgraphile-plugin-connection-filter/package.json').version")" \
         --arg node "$(node --version)" \
-        --arg wrk_cmd "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --timeout $WRK_TIMEOUT --latency -s bench/lua/graphql.lua" \
+        --arg wrk_cmd "wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION --timeout $WRK_TIMEOUT --latency -s bench/lua/graphql.lua" \
         --arg wrk_version "$(wrk -v 2>&1 | head -n1 | awk '{ print $1, $2 }')" \
         --arg warmup "$WARMUP" \
         --arg products "$PRODUCTS" \
@@ -498,9 +398,9 @@ full_run() {
     python3 "$BENCH_DIR/bench.py" report "$OUT" >"$OUT/results.md" || rc=$?
     echo
     cat "$OUT/results.md"
-    [[ $rc -eq 0 ]] || die "some load runs saw non-2xx responses, GraphQL errors or socket errors"
+    [[ $rc -eq 0 ]] || bench_die "some load runs saw non-2xx responses, GraphQL errors or socket errors"
     if [[ "$DATA_MISMATCH" == true ]]; then
-        log "WARNING: results written, but the gateway's answers differ from PostGraphile's beyond the product ids (see above)"
+        bench_log "WARNING: results written, but the gateway's answers differ from PostGraphile's beyond the product ids (see above)"
         exit 2
     fi
 }
@@ -509,5 +409,5 @@ case "${1:-}" in
     "") full_run ;;
     --seed-only) seed_only "${2:-}" ;;
     -h | --help) sed -n '2,27p' "$0" ;;
-    *) die "unknown argument '$1' (use --seed-only N, or nothing)" ;;
+    *) bench_die "unknown argument '$1' (use --seed-only N, or nothing)" ;;
 esac

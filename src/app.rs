@@ -8,12 +8,12 @@ use tokio_util::task::TaskTracker;
 use crate::cache::ResponseCache;
 use crate::cache::persisted::PersistedQueries;
 use crate::cart::CartRules;
-use crate::checkout::payments::Payments;
 use crate::checkout::{self, CheckoutInput, CheckoutOutcome};
 use crate::config::Config;
 use crate::db::{Db, DbError, PgConn};
-use crate::jobs::handlers::Handlers;
+use crate::dispatch::Handlers;
 use crate::mail::Mailer;
+use crate::payments::Payments;
 
 pub struct App {
     /// Validated settings; read-only after start.
@@ -42,16 +42,15 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config) -> anyhow::Result<Arc<Self>> {
-        let db = Db::new(&config)?;
+        let db = Db::new(&config.db)?;
         db.replicas()
-            .spawn_health_task(config.replica_health_interval);
-        let payments = Payments::new(
-            config.payment_webhook_secret.clone(),
-            config.payment_webhook_tolerance,
-        );
+            .spawn_health_task(config.db.replica_health_interval);
+        let payments = Payments::new(&config.payments);
+        // Every checkout outcome has a series from the start (a no-op without a recorder).
+        checkout::init_metrics();
         let cache = Arc::new(ResponseCache::new(
             config.cache.clone(),
-            config.replica_max_lag,
+            config.db.replica_max_lag,
         )?);
         let persisted = PersistedQueries::new(&config.cache, cache.redis.clone());
         let limiter = Arc::new(crate::ratelimit::Limiter::new(&config.rate_limits)?);
@@ -66,7 +65,7 @@ impl App {
         if config.cache.enabled {
             tokio::spawn(crate::cache::listener::run(
                 cache.clone(),
-                config.database_url.clone(),
+                config.db.url.clone(),
                 ready_tx,
                 stop_rx,
             ));
@@ -87,9 +86,9 @@ impl App {
 
     pub fn cart_rules(&self) -> CartRules<'_> {
         CartRules {
-            max_lines: self.config.max_cart_lines,
-            max_quantity: self.config.max_line_quantity,
-            shop_currency: &self.config.shop_currency,
+            max_lines: self.config.cart.max_lines,
+            max_quantity: self.config.cart.max_quantity,
+            shop_currency: &self.config.shop.currency,
         }
     }
 
@@ -154,15 +153,16 @@ pub fn spawn_workers(
     let worker = config.jobs.worker.clone();
     let size: usize = worker.queues.iter().map(|(_, n)| n).sum::<usize>() + 2;
     let pool = crate::db::build_pool(
-        &config.database_url,
+        &config.db.url,
         size,
-        config.connect_timeout,
-        crate::db::PoolInfo::new("jobs", "primary", &config.database_url),
+        config.db.connect_timeout,
+        crate::db::PoolInfo::new("jobs", "primary", &config.db.url),
     )?;
     let mailer = config
+        .mail
         .smtp_url
         .as_deref()
-        .map(|url| Mailer::new(url, &config.mail_from, config.smtp_timeout))
+        .map(|url| Mailer::new(url, &config.mail.from, config.mail.timeout))
         .transpose()?;
     let handlers = Handlers::new(pool.clone(), mailer, config)?;
     Ok(tokio::spawn(crate::jobs::worker::run(

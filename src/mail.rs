@@ -15,6 +15,27 @@ pub struct Mailer {
     from: Mailbox,
 }
 
+/// Where order emails go (`SMTP_URL`, `MAIL_FROM`, `SMTP_TIMEOUT_MS`).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `SMTP_URL`: `smtp://host:port`; unset = no email is sent.
+    pub smtp_url: Option<String>,
+    /// `MAIL_FROM`: the sender of order emails.
+    pub from: String,
+    /// `SMTP_TIMEOUT_MS`: how long one send may take.
+    pub timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            smtp_url: None,
+            from: "Shop <shop@localhost>".into(),
+            timeout: Duration::from_millis(10_000),
+        }
+    }
+}
+
 /// One message to send.
 pub struct Email<'a> {
     pub to: &'a str,

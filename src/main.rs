@@ -166,11 +166,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys { action } => {
             let config = Config::from_env()?;
-            db::ensure_database(&config.database_url).await?;
-            db::migrate::run(&config.database_url).await?;
-            let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
-            let actor = commerce_gateway::admin::Actor::cli();
-            use commerce_gateway::admin::keys;
+            db::ensure_database(&config.db.url).await?;
+            db::migrate::run(&config.db.url).await?;
+            let mut conn = AsyncPgConnection::establish(&config.db.url).await?;
+            let actor = commerce_gateway::partners::Actor::cli();
+            use commerce_gateway::partners::keys;
             match action {
                 KeysAction::Create {
                     name,
@@ -206,7 +206,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             );
                             println!("{secret}");
                         }
-                        Err(commerce_gateway::admin::AdminError::Input(errors)) => {
+                        Err(commerce_gateway::partners::AdminError::Input(errors)) => {
                             for e in errors {
                                 eprintln!("{}: {}", e.field.join("."), e.message);
                             }
@@ -258,7 +258,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             let config = Config::from_env()?;
             commerce_gateway::telemetry::metrics::install(&config.metrics)?;
-            let addr = config.listen_addr;
+            let addr = config.server.listen_addr;
             let app = startup::prepare(config).await?;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -281,9 +281,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::from_env()?;
             commerce_gateway::telemetry::metrics::install(&config.metrics)?;
             spawn_metrics_listener(&config, None).await?;
-            db::ensure_database(&config.database_url).await?;
-            if config.auto_migrate {
-                db::migrate::run(&config.database_url).await?;
+            db::ensure_database(&config.db.url).await?;
+            if config.startup.auto_migrate {
+                db::migrate::run(&config.db.url).await?;
             }
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
             let workers = app::spawn_workers(&config, stop_rx)?;
@@ -295,7 +295,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::PersistedQueries { action } => {
             use commerce_gateway::cache::persisted;
             let config = Config::from_env()?;
-            let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
+            let mut conn = AsyncPgConnection::establish(&config.db.url).await?;
             match action {
                 PersistedAction::Register { manifest } => {
                     let m = persisted::Manifest::read(&manifest)?;
@@ -311,7 +311,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Jobs { action } => {
             let config = Config::from_env()?;
-            let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
+            let mut conn = AsyncPgConnection::establish(&config.db.url).await?;
             match action {
                 JobsAction::Stats => {
                     println!(
@@ -349,22 +349,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let config = Config::from_env()?;
-            db::ensure_database(&config.database_url).await?;
-            let applied = db::migrate::run(&config.database_url).await?;
+            db::ensure_database(&config.db.url).await?;
+            let applied = db::migrate::run(&config.db.url).await?;
             println!("applied {applied} migration(s)");
         }
         Command::Seed { products } => {
             let config = Config::from_env()?;
-            db::ensure_database(&config.database_url).await?;
-            db::migrate::run(&config.database_url).await?;
-            let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
-            db::sync_shop_currency(&mut conn, &config.shop_currency).await?;
+            db::ensure_database(&config.db.url).await?;
+            db::migrate::run(&config.db.url).await?;
+            let mut conn = AsyncPgConnection::establish(&config.db.url).await?;
+            db::sync_shop_currency(&mut conn, &config.shop.currency).await?;
             let started = std::time::Instant::now();
             let report = commerce_gateway::catalog::seed::seed(
                 &mut conn,
                 products,
-                &config.shop_currency,
-                &config.shop_url,
+                &config.shop.currency,
+                &config.shop.url,
             )
             .await?;
             println!(
@@ -378,10 +378,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Import { file, background } => {
             let config = Config::from_env()?;
-            db::ensure_database(&config.database_url).await?;
-            db::migrate::run(&config.database_url).await?;
-            let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
-            db::sync_shop_currency(&mut conn, &config.shop_currency).await?;
+            db::ensure_database(&config.db.url).await?;
+            db::migrate::run(&config.db.url).await?;
+            let mut conn = AsyncPgConnection::establish(&config.db.url).await?;
+            db::sync_shop_currency(&mut conn, &config.shop.currency).await?;
             if background {
                 let content = std::fs::read_to_string(&file)
                     .with_context(|| format!("cannot read {} as UTF-8 text", file.display()))?;
@@ -389,7 +389,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let id = jobs::imports::enqueue(&mut conn, &name, &content).await?;
+                let id =
+                    commerce_gateway::catalog::import_jobs::enqueue(&mut conn, &name, &content)
+                        .await?;
                 println!("queued import {id}; follow it with: commerce-gateway import-status {id}");
                 return Ok(());
             }
@@ -410,7 +412,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let report = commerce_gateway::catalog::import::import(
                 &mut conn,
                 reader,
-                &config.shop_currency,
+                &config.shop.currency,
                 &mut |done, total| {
                     bar.set_length(total);
                     bar.set_position(done);
@@ -422,8 +424,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::ImportStatus { id } => {
             let config = Config::from_env()?;
-            let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
-            let Some(s) = jobs::imports::status(&mut conn, id).await? else {
+            let mut conn = AsyncPgConnection::establish(&config.db.url).await?;
+            let Some(s) = commerce_gateway::catalog::import_jobs::status(&mut conn, id).await?
+            else {
                 anyhow::bail!("no import {id}");
             };
             println!(

@@ -12,16 +12,16 @@ use crate::db;
 
 /// Prepares the database as configured and builds the app.
 pub async fn prepare(config: Config) -> anyhow::Result<Arc<App>> {
-    if config.auto_migrate {
-        db::ensure_database(&config.database_url).await?;
-        let applied = db::migrate::run(&config.database_url).await?;
+    if config.startup.auto_migrate {
+        db::ensure_database(&config.db.url).await?;
+        let applied = db::migrate::run(&config.db.url).await?;
         if applied > 0 {
             tracing::info!(applied, "database migrated");
         }
     }
-    let mut conn = AsyncPgConnection::establish(&config.database_url).await?;
-    db::sync_shop_currency(&mut conn, &config.shop_currency).await?;
-    if config.auto_seed_products > 0 {
+    let mut conn = AsyncPgConnection::establish(&config.db.url).await?;
+    db::sync_shop_currency(&mut conn, &config.shop.currency).await?;
+    if config.startup.auto_seed_products > 0 {
         #[derive(diesel::QueryableByName)]
         struct Count {
             #[diesel(sql_type = BigInt)]
@@ -33,9 +33,9 @@ pub async fn prepare(config: Config) -> anyhow::Result<Arc<App>> {
         if count.n == 0 {
             let report = crate::catalog::seed::seed(
                 &mut conn,
-                config.auto_seed_products as usize,
-                &config.shop_currency,
-                &config.shop_url,
+                config.startup.auto_seed_products as usize,
+                &config.shop.currency,
+                &config.shop.url,
             )
             .await?;
             tracing::info!(

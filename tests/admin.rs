@@ -35,8 +35,8 @@ async fn server(db: &TestDb) -> TestServer {
     TestServer::start(c).await
 }
 
-fn bucket(capacity: u64, rate: f64) -> commerce_gateway::config::BucketSpec {
-    commerce_gateway::config::BucketSpec { capacity, rate }
+fn bucket(capacity: u64, rate: f64) -> commerce_gateway::ratelimit::BucketSpec {
+    commerce_gateway::ratelimit::BucketSpec { capacity, rate }
 }
 
 async fn ask(s: &TestServer, key: &str, query: &str, variables: Value) -> Answer {
@@ -762,7 +762,7 @@ async fn admin_writes_are_visible_on_the_storefront_at_once() {
     let db = TestDb::new(5).await;
     let mut c = config(&db);
     c.cache.enabled = true;
-    c.query_stats = false;
+    c.server.query_stats = false;
     c.cache.key_prefix = db.name.clone();
     c.rate_limits.plans = vec![("big".into(), bucket(1_000_000, 100_000.0))];
     let s = TestServer::start(c).await;
@@ -1004,7 +1004,7 @@ async fn orders_webhooks_and_exports_for_partners() {
     c.jobs.worker.poll_interval = Duration::from_millis(50);
     c.checkout.inventory_low_threshold = 5;
     // The partner's endpoint is on 127.0.0.1 (refused by default: see the SSRF test).
-    c.webhook_allow_private_targets = true;
+    c.partners.allow_private_targets = true;
     let (stop, rx) = tokio::sync::watch::channel(false);
     let workers = commerce_gateway::app::spawn_workers(&c, rx).unwrap();
     let s = TestServer::start(c).await;
@@ -1174,7 +1174,7 @@ async fn orders_webhooks_and_exports_for_partners() {
     let second: i64 = order_ids[1].rsplit('/').next().unwrap().parse().unwrap();
     {
         let mut conn = db.conn().await;
-        commerce_gateway::checkout::orders::mark_paid(&mut conn, second, &Default::default())
+        commerce_gateway::orders::transitions::mark_paid(&mut conn, second, &Default::default())
             .await
             .unwrap();
     }

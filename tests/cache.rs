@@ -22,7 +22,7 @@ async fn gateway_with(
 ) -> TestServer {
     let mut c = config(db);
     c.cache.enabled = true;
-    c.query_stats = false;
+    c.server.query_stats = false;
     c.cache.redis_url = redis_url.to_string();
     c.cache.key_prefix = db.name.clone();
     tweak(&mut c);
@@ -674,7 +674,7 @@ async fn the_allow_list_runs_only_registered_operations() {
     assert!(cli(&db, &["persisted-queries", "list"]).contains(&hash));
 
     let server = gateway_with(&db, SHARED_REDIS, |c| {
-        c.cache.persisted_queries = commerce_gateway::config::PersistedQueryMode::AllowList;
+        c.cache.persisted_queries = commerce_gateway::cache::PersistedQueryMode::AllowList;
     })
     .await;
     let ok: Value = server
@@ -842,7 +842,7 @@ async fn persisted_gets_carry_cdn_headers_etags_and_purges() {
 async fn entity_lookups_are_shared_by_different_documents_and_invalidated_too() {
     let db = TestDb::new(3).await;
     // QUERY_STATS skips the response cache: what is left is the entity tier.
-    let server = gateway_with(&db, SHARED_REDIS, |c| c.query_stats = true).await;
+    let server = gateway_with(&db, SHARED_REDIS, |c| c.server.query_stats = true).await;
     let (product_id, handle) = first_handle(&db).await;
     let vars = json!({ "handle": handle });
     let statements = |body: &Value| {

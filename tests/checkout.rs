@@ -310,7 +310,7 @@ async fn a_checkout_cut_off_by_the_request_deadline_still_ends_in_its_order() {
     let db = TestDb::new(0).await;
     let tee = stocked_variant(&db, "tee", 2500, "DENY", &[3]).await;
     let mut config = config(&db);
-    config.request_timeout = Duration::from_millis(1500);
+    config.server.request_timeout = Duration::from_millis(1500);
     let server = TestServer::start(config).await;
     let base = server.url("");
     let cart = cart_with(&server.client, &base, &[(&tee.gid, 2)]).await;
@@ -816,7 +816,7 @@ async fn a_checkout_flow_takes_few_statements() {
     let v1 = stocked_variant(&db, "s1", 1000, "DENY", &[10]).await;
     let v2 = stocked_variant(&db, "s2", 2000, "DENY", &[10]).await;
     let mut config = config(&db);
-    config.query_stats = true;
+    config.server.query_stats = true;
     let server = TestServer::start(config).await;
     let statements = |body: &Value| {
         assert!(body.get("errors").is_none(), "{body}");

@@ -119,8 +119,8 @@ async fn health_and_readiness() {
 
     // A gateway whose database is unreachable is alive but not ready.
     let mut cfg = config(&db);
-    cfg.database_url = "postgres://postgres@127.0.0.1:1/nowhere".into();
-    cfg.connect_timeout = Duration::from_millis(300);
+    cfg.db.url = "postgres://postgres@127.0.0.1:1/nowhere".into();
+    cfg.db.connect_timeout = Duration::from_millis(300);
     let broken = TestServer::start(cfg).await;
     assert_eq!(
         broken
@@ -286,7 +286,7 @@ fn serve_creates_migrates_and_seeds_an_empty_database_then_stops_on_sigterm() {
 async fn a_request_over_the_deadline_gets_a_timeout_error() {
     let db = TestDb::new(2).await;
     let mut cfg = config(&db);
-    cfg.request_timeout = Duration::from_millis(400);
+    cfg.server.request_timeout = Duration::from_millis(400);
     let server = TestServer::start(cfg).await;
     let mut locker = db.conn().await;
     use diesel_async::{AnsiTransactionManager, RunQueryDsl, TransactionManager};

@@ -181,7 +181,7 @@ async fn limits_and_introspection_follow_the_configuration() {
     let db = TestDb::new(2).await;
     let mut cfg = config(&db);
     cfg.limits.max_depth = 3;
-    cfg.introspection = false;
+    cfg.server.introspection = false;
     let server = TestServer::start(cfg).await;
     let body = server
         .gql(

@@ -24,10 +24,10 @@ async fn shop(reservation_ttl: Duration) -> Shop {
 async fn shop_with_hooks(reservation_ttl: Duration, hooks: Vec<String>) -> Shop {
     let db = TestDb::new(0).await;
     let mut config = config(&db);
-    config.checkout.hooks = commerce_gateway::checkout::events::Hooks::new(hooks);
-    config.order_webhook_secret = Some("hook-secret".into());
+    config.checkout.hooks = commerce_gateway::orders::events::Hooks::new(hooks);
+    config.partners.order_webhook_secret = Some("hook-secret".into());
     config.jobs.worker.backoff_base = Duration::from_millis(100);
-    config.payment_webhook_secret = Some(SECRET.into());
+    config.payments.webhook_secret = Some(SECRET.into());
     config.checkout.reservation_ttl = reservation_ttl;
     config.jobs.worker.poll_interval = Duration::from_millis(50);
     let (stop, rx) = tokio::sync::watch::channel(false);
@@ -245,7 +245,7 @@ async fn bad_webhooks_are_refused_and_change_nothing() {
     );
     assert_eq!(shop.post_webhook("test", &body, None).await.0, 401);
     let old = chrono::Utc::now().timestamp() - 3600;
-    let stale = commerce_gateway::checkout::payments::sign(SECRET, old, body.as_bytes());
+    let stale = commerce_gateway::payments::sign(SECRET, old, body.as_bytes());
     let (status, reply) = shop.post_webhook("test", &body, Some(&stale)).await;
     assert_eq!(status, 401);
     assert_eq!(reply["error"]["code"], "BAD_SIGNATURE");
@@ -253,14 +253,14 @@ async fn bad_webhooks_are_refused_and_change_nothing() {
     assert_eq!(shop.post_webhook("acme", &body, Some(&good)).await.0, 404);
     let junk = "{\"hello\": 1}";
     let t = chrono::Utc::now().timestamp();
-    let junk_sig = commerce_gateway::checkout::payments::sign(SECRET, t, junk.as_bytes());
+    let junk_sig = commerce_gateway::payments::sign(SECRET, t, junk.as_bytes());
     let (status, reply) = shop.post_webhook("test", junk, Some(&junk_sig)).await;
     assert_eq!(
         (status, reply["error"]["code"].as_str()),
         (400, Some("BAD_PAYLOAD"))
     );
     let not_json = "payment!";
-    let sig = commerce_gateway::checkout::payments::sign(SECRET, t, not_json.as_bytes());
+    let sig = commerce_gateway::payments::sign(SECRET, t, not_json.as_bytes());
     assert_eq!(shop.post_webhook("test", not_json, Some(&sig)).await.0, 400);
     // An event type the gateway does not use is acknowledged and ignored.
     let (other, other_sig) =

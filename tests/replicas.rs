@@ -110,10 +110,10 @@ async fn replicated_db(products: usize) -> TestDb {
 
 async fn replica_server(db: &TestDb, max_lag_ms: u64) -> TestServer {
     let mut cfg = config(db);
-    cfg.replica_urls = vec![db.replica_url()];
-    cfg.replica_max_lag = Duration::from_millis(max_lag_ms);
-    cfg.replica_health_interval = Duration::from_millis(200);
-    cfg.connect_timeout = Duration::from_millis(1000);
+    cfg.db.replica_urls = vec![db.replica_url()];
+    cfg.db.replica_max_lag = Duration::from_millis(max_lag_ms);
+    cfg.db.replica_health_interval = Duration::from_millis(200);
+    cfg.db.connect_timeout = Duration::from_millis(1000);
     let server = TestServer::start(cfg).await;
     assert!(
         replica_healthy(&server, true, Duration::from_secs(10)).await,

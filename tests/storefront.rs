@@ -506,7 +506,7 @@ async fn in_context_country_selects_the_currency() {
 async fn nodes_images_and_the_shopify_path() {
     let db = TestDb::new(5).await;
     let mut cfg = config(&db);
-    cfg.image_url_template = "https://img.test/w={width},f={format}/{url}".into();
+    cfg.shop.image_url_template = "https://img.test/w={width},f={format}/{url}".into();
     let server = TestServer::start(cfg).await;
     let product = first_product(&server).await;
     let variant = product["variants"]["nodes"][0]["id"].clone();
@@ -769,7 +769,7 @@ async fn request_sessions_keep_generic_plans() {
     let db = TestDb::new(5).await;
     // One connection, so the search below and the check after it share a session.
     let mut cfg = config(&db);
-    cfg.pool_size = 1;
+    cfg.db.pool_size = 1;
     let server = TestServer::start(cfg).await;
     let title = first_product(&server).await["title"]
         .as_str()

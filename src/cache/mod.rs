@@ -16,7 +16,10 @@
 pub mod listener;
 pub mod persisted;
 pub mod redis;
+mod settings;
 pub mod tags;
+
+pub use settings::{CacheSettings, PersistedQueryMode};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,7 +31,6 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use crate::config::CacheConfig;
 use redis::{RedisTier, Stored};
 
 pub type Key = [u8; 32];
@@ -97,7 +99,7 @@ pub struct CacheStatus {
 }
 
 pub struct ResponseCache {
-    pub config: CacheConfig,
+    pub config: CacheSettings,
     local: moka::future::Cache<Key, Arc<Entry>>,
     entities: moka::future::Cache<String, EntityEntry>,
     pub redis: Option<Arc<RedisTier>>,
@@ -130,7 +132,7 @@ pub fn etag_of(body: &[u8]) -> String {
 }
 
 impl ResponseCache {
-    pub fn new(config: CacheConfig, replica_window: Duration) -> anyhow::Result<Self> {
+    pub fn new(config: CacheSettings, replica_window: Duration) -> anyhow::Result<Self> {
         let redis = if config.enabled {
             Some(Arc::new(RedisTier::connect(&config)?))
         } else {

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::redis::RedisTier;
-use crate::config::{CacheConfig, PersistedQueryMode};
+use super::{CacheSettings, PersistedQueryMode};
 use crate::db::Db;
 use crate::db::schema::persisted_queries;
 
@@ -89,7 +89,7 @@ fn requested_hash(request: &Request) -> Result<Option<String>, ServerError> {
 }
 
 impl PersistedQueries {
-    pub fn new(config: &CacheConfig, redis: Option<Arc<RedisTier>>) -> Self {
+    pub fn new(config: &CacheSettings, redis: Option<Arc<RedisTier>>) -> Self {
         Self {
             mode: config.persisted_queries,
             apq_ttl: config.apq_ttl,

@@ -25,7 +25,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use fred::prelude::*;
 use fred::types::Expiration;
 
-use crate::config::CacheConfig;
+use super::CacheSettings;
 
 /// Failures in a row that open the breaker.
 const FAILURES_TO_OPEN: u32 = 3;
@@ -118,7 +118,7 @@ impl Stored {
 impl RedisTier {
     /// Builds the client and starts connecting in the background: the gateway starts
     /// (and answers from the database) while Redis is away.
-    pub fn connect(config: &CacheConfig) -> anyhow::Result<Self> {
+    pub fn connect(config: &CacheSettings) -> anyhow::Result<Self> {
         let mut redis = Config::from_url(&config.redis_url)?;
         // Commands fail at once while disconnected instead of queueing behind a reconnect.
         redis.fail_fast = true;

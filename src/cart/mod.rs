@@ -144,6 +144,24 @@ pub struct LineUpdate {
     pub quantity: Option<i32>,
 }
 
+/// Limits of a cart (`MAX_CART_LINES`, `MAX_LINE_QUANTITY`).
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// `MAX_CART_LINES`: distinct lines one cart may hold.
+    pub max_lines: usize,
+    /// `MAX_LINE_QUANTITY`: the largest quantity of one line.
+    pub max_quantity: i32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_lines: 250,
+            max_quantity: 10_000,
+        }
+    }
+}
+
 /// The rules a cart follows, from the configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct CartRules<'a> {

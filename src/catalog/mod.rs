@@ -3,9 +3,13 @@
 //! types here; the statements live in [`store`] (batched relation reads) and [`listing`]
 //! (pages of products, collections and pages).
 
+pub mod edit;
+pub mod export;
 pub mod import;
+pub mod import_jobs;
 pub mod listing;
 pub mod models;
+pub mod records;
 pub mod search_syntax;
 pub mod seed;
 pub mod store;

@@ -13,6 +13,8 @@
 
 pub mod migrate;
 mod replicas;
+/// Diesel's view of every table in `migrations/`, written by `diesel print-schema` (see
+/// `diesel.toml`); `tests/schema.rs` checks it against a freshly migrated database.
 pub mod schema;
 pub mod sql;
 
@@ -29,8 +31,6 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use futures::future::BoxFuture;
 
 pub use replicas::{ReplicaRouter, ReplicaStatus};
-
-use crate::config::Config;
 
 pub type PgPool = Pool<AsyncPgConnection>;
 pub type PgConn = Object<AsyncPgConnection>;
@@ -247,6 +247,40 @@ impl Instrumentation for Observe {
     }
 }
 
+/// Where the database is and how the gateway uses it (`DATABASE_*`, `REPLICA_*`).
+#[derive(Clone, Debug)]
+pub struct DbSettings {
+    /// `DATABASE_URL`: the primary, which takes every write.
+    pub url: String,
+    /// `DATABASE_REPLICA_URLS`: streaming replicas for reads that tolerate lag.
+    pub replica_urls: Vec<String>,
+    /// `DATABASE_POOL_SIZE`: connections per pool (primary and each replica).
+    pub pool_size: usize,
+    /// `DATABASE_CONNECT_TIMEOUT_MS`: how long a pool waits to open a connection.
+    pub connect_timeout: Duration,
+    /// `DATABASE_GENERIC_PLANS`: the request pools' sessions run with
+    /// `plan_cache_mode = force_generic_plan` (see [`session_url`]).
+    pub generic_plans: bool,
+    /// `REPLICA_MAX_LAG_MS`: a replica further behind than this leaves the rotation.
+    pub replica_max_lag: Duration,
+    /// `REPLICA_HEALTH_INTERVAL_MS`: how often replicas are probed.
+    pub replica_health_interval: Duration,
+}
+
+impl Default for DbSettings {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/commerce_gateway".into(),
+            replica_urls: vec![],
+            pool_size: 16,
+            connect_timeout: Duration::from_millis(2_000),
+            generic_plans: true,
+            replica_max_lag: Duration::from_millis(5_000),
+            replica_health_interval: Duration::from_millis(1_000),
+        }
+    }
+}
+
 /// The shared database handle: cheap to clone, one per process.
 #[derive(Clone)]
 pub struct Db {
@@ -343,11 +377,12 @@ pub fn build_pool(
 }
 
 impl Db {
-    /// Builds the pools (lazily connected) and starts the replica health probe.
-    pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let primary_info = PoolInfo::new("primary", "primary", &config.database_url);
+    /// Builds the pools (lazily connected). The replica health probe is started by the
+    /// caller ([`ReplicaRouter::spawn_health_task`] on [`Db::replicas`]).
+    pub fn new(config: &DbSettings) -> anyhow::Result<Self> {
+        let primary_info = PoolInfo::new("primary", "primary", &config.url);
         let primary = build_pool(
-            &session_url(&config.database_url, config.generic_plans),
+            &session_url(&config.url, config.generic_plans),
             config.pool_size,
             config.connect_timeout,
             primary_info.clone(),

@@ -22,8 +22,8 @@ use diesel::sql_types::{Bool, Nullable, Text};
 use diesel::{QueryableByName, sql_query};
 use serde::Serialize;
 
+use super::DbSettings;
 use super::{PgPool, PoolInfo, build_pool, pool_gauges, redact};
-use crate::config::Config;
 
 /// One replica: its pool and what the last probe found.
 pub struct Replica {
@@ -105,7 +105,7 @@ fn parse_lsn(text: &str) -> Option<u64> {
 }
 
 impl ReplicaRouter {
-    pub fn new(config: &Config, primary: PgPool) -> anyhow::Result<Arc<Self>> {
+    pub fn new(config: &DbSettings, primary: PgPool) -> anyhow::Result<Arc<Self>> {
         let replicas = config
             .replica_urls
             .iter()
@@ -289,7 +289,8 @@ impl ReplicaRouter {
         parse_lsn(&row.lsn).ok_or_else(|| anyhow::anyhow!("unreadable WAL position {}", row.lsn))
     }
 
-    /// Runs the probe loop until the process ends.
+    /// Runs the probe loop every `interval` until the router is dropped (it holds only a
+    /// weak reference).
     pub fn spawn_health_task(self: &Arc<Self>, interval: Duration) {
         if self.replicas.is_empty() {
             return;

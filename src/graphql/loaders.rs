@@ -352,7 +352,7 @@ impl Loader<VariantsOf> for CatalogLoader {
         &self,
         keys: &[VariantsOf],
     ) -> Result<HashMap<VariantsOf, Self::Value>, LoadError> {
-        let shop = self.app.config.shop_currency.clone();
+        let shop = self.app.config.shop.currency.clone();
         let names = self.scope.option_names();
         self.tag(
             keys.iter()
@@ -432,7 +432,7 @@ impl Loader<SummaryOf> for CatalogLoader {
             |k| format!("{}:{}", k.product_id, k.currency),
             |s: &ProductSummary| vec![tags::product(s.product_id), tags::stock(s.product_id)],
             |keys: Vec<SummaryOf>| async move {
-                let shop = self.app.config.shop_currency.clone();
+                let shop = self.app.config.shop.currency.clone();
                 self.tag(
                     keys.iter()
                         .flat_map(|k| [tags::product(k.product_id), tags::stock(k.product_id)]),
@@ -469,7 +469,7 @@ impl Loader<VariantId> for CatalogLoader {
     type Error = LoadError;
 
     async fn load(&self, keys: &[VariantId]) -> Result<HashMap<VariantId, Self::Value>, LoadError> {
-        let shop = self.app.config.shop_currency.clone();
+        let shop = self.app.config.shop.currency.clone();
         let mut out = HashMap::new();
         for (currency, group) in group_by(keys, |k| k.currency.clone()) {
             let ids: Vec<i64> = group.iter().map(|k| k.id).collect();
@@ -710,7 +710,7 @@ impl Loader<CollectionPage> for CatalogLoader {
                     ..listing
                 };
                 let sql =
-                    listing::product_listing_sql(&single, &config.shop_currency).map_err(bad)?;
+                    listing::product_listing_sql(&single, &config.shop.currency).map_err(bad)?;
                 let rows: Vec<ListedProduct> = self
                     .app
                     .db
@@ -726,7 +726,7 @@ impl Loader<CollectionPage> for CatalogLoader {
                     })
                     .collect()
             } else {
-                let sql = listing::collections_listing_sql(&ids, &listing, &config.shop_currency)
+                let sql = listing::collections_listing_sql(&ids, &listing, &config.shop.currency)
                     .map_err(bad)?;
                 self.app
                     .db

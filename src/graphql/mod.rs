@@ -59,14 +59,14 @@ pub fn build(app: Arc<App>) -> anyhow::Result<Storefront> {
         // The document parser's own guard against pathological nesting.
         .limit_recursive_depth(64)
         .data(app.clone());
-    if !app.config.introspection {
+    if !app.config.server.introspection {
         b = b.disable_introspection();
     }
     Ok(Storefront {
         schema: b.finish(),
         limits,
         permits: Arc::new(tokio::sync::Semaphore::new(
-            app.config.max_concurrent_requests,
+            app.config.server.max_concurrent_requests,
         )),
     })
 }
@@ -345,7 +345,7 @@ async fn execute_inner(
     info: &mut OperationInfo,
 ) -> Executed {
     // `QUERY_STATS` measures the database work of each request: such requests skip the cache.
-    let cacheable = app.cache.active() && !app.config.query_stats;
+    let cacheable = app.cache.active() && !app.config.server.query_stats;
     // A request answered before (same version, document, operation and variables) is
     // served before it is even parsed: it passed admission when it was computed, and
     // only shareable queries are ever stored.
@@ -406,7 +406,11 @@ async fn execute_inner(
         let request = request.data(scope.clone()).data(loader);
         let mut response =
             scope::Gated::new(Schema::execute(&storefront.schema, request), gate).await;
-        let statements = app.config.query_stats.then(|| scope.statements.get());
+        let statements = app
+            .config
+            .server
+            .query_stats
+            .then(|| scope.statements.get());
         limits::report(&mut response, Some(&admitted), statements);
         response
     };

@@ -200,7 +200,7 @@ impl MutationRoot {
         let lines = match &outcome.order {
             Some(_) if created.is_some() => created,
             Some(order) => Some(
-                checkout::orders::lines_of(&mut conn, order.id)
+                crate::orders::lines_of(&mut conn, order.id)
                     .await
                     .map_err(|e| from_db(&e.into()))?,
             ),

@@ -408,13 +408,13 @@ impl QueryRoot {
             return Ok(None);
         }
         let mut conn = super::mutation::primary(ctx).await?;
-        let Some(order) = crate::checkout::orders::by_access_token(&mut conn, &access_token)
+        let Some(order) = crate::orders::by_access_token(&mut conn, &access_token)
             .await
             .map_err(|e| from_db(&e.into()))?
         else {
             return Ok(None);
         };
-        let lines = crate::checkout::orders::lines_of(&mut conn, order.id)
+        let lines = crate::orders::lines_of(&mut conn, order.id)
             .await
             .map_err(|e| from_db(&e.into()))?;
         Ok(Some(OrderNode {

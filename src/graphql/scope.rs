@@ -42,7 +42,7 @@ impl RequestScope {
         self.currency
             .get()
             .map(String::as_str)
-            .unwrap_or(&app.config.shop_currency)
+            .unwrap_or(&app.config.shop.currency)
     }
 
     pub fn country(&self) -> Option<&str> {

@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{HttpState, request_error};
-use crate::admin::keys::{self, Refused};
 use crate::app::App;
+use crate::partners::keys::{self, Refused};
 use crate::ratelimit::{self, AUTH_FAILURES, Decision, STOREFRONT_IP, STOREFRONT_TOKEN};
 
 fn peer(request: &Request) -> Option<IpAddr> {
@@ -255,7 +255,7 @@ pub async fn export_download(
         return request_error(StatusCode::NOT_FOUND, "NOT_FOUND", "No such export.".into());
     };
     let content = match app.db.primary(&Default::default()).await {
-        Ok(mut conn) => crate::admin::export::content(&mut conn, id).await,
+        Ok(mut conn) => crate::catalog::export::content(&mut conn, id).await,
         Err(e) => {
             return request_error(
                 StatusCode::SERVICE_UNAVAILABLE,

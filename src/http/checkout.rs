@@ -15,9 +15,10 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use crate::app::App;
 use crate::cart::{self, CartRules, PricedCart};
-use crate::checkout::documents::{escape, lines_table, money};
-use crate::checkout::{Address, CheckoutInput, CheckoutUserError, orders};
+use crate::checkout::{Address, CheckoutInput, CheckoutUserError};
 use crate::db::{PgConn, StatementCounter};
+use crate::orders;
+use crate::orders::documents::{escape, lines_table, money};
 
 /// Test payment methods offered by the hosted checkout (the built-in test provider).
 const TEST_PAYMENT_METHODS: &[(&str, &str)] = &[
@@ -270,15 +271,8 @@ pub async fn show(State(app): State<Arc<App>>, Path(token): Path<String>) -> Res
 
 /// A completed cart's checkout page sends the buyer to the order.
 async fn completed(conn: &mut PgConn, cart_id: i64) -> Response {
-    use crate::db::schema::orders as ot;
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-    let token: Option<String> = ot::table
-        .filter(ot::cart_id.eq(cart_id))
-        .select(ot::access_token)
-        .first(&mut **conn)
+    let token = crate::orders::access_token_of_cart(conn, cart_id)
         .await
-        .optional()
         .unwrap_or(None);
     match token {
         Some(t) => Redirect::to(&format!("/orders/{t}")).into_response(),

@@ -81,7 +81,7 @@ pub fn router(app: Arc<App>) -> anyhow::Result<(Router, Arc<AtomicBool>)> {
             post(webhooks::payment_webhook),
         )
         .with_state(state)
-        .layer(RequestBodyLimitLayer::new(app.config.max_body_bytes))
+        .layer(RequestBodyLimitLayer::new(app.config.server.max_body_bytes))
         // Small bodies are sent as they are: below ~1 KiB compression saves a few hundred
         // bytes and costs an encoder context per response (zstd's is megabytes of memset;
         // it was 7 % of the gateway's CPU in the checkout benchmark).
@@ -95,7 +95,7 @@ pub fn router(app: Arc<App>) -> anyhow::Result<(Router, Arc<AtomicBool>)> {
         )
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
-            app.config.request_timeout,
+            app.config.server.request_timeout,
         ))
         // Outside the limits, so it also sees the rejections of the layers above.
         .layer(axum::middleware::map_response(graphql_shaped_rejections))
@@ -488,7 +488,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (router, draining) = router(app.clone())?;
-    let grace = app.config.shutdown_grace;
+    let grace = app.config.server.shutdown_grace;
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;

@@ -15,9 +15,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::App;
-use crate::checkout::payments::{self, EVENT_KINDS, PaymentEvent};
-use crate::checkout::{self, EventReceipt};
 use crate::db::StatementCounter;
+use crate::orders::payment_events::{self, EventReceipt};
+use crate::payments::{self, EVENT_KINDS, PaymentEvent};
 
 pub const SIGNATURE_HEADER: &str = "payment-signature";
 
@@ -111,7 +111,7 @@ pub async fn payment_webhook(
             );
         }
     };
-    match checkout::receive_payment_event(&mut conn, &provider, &event, &raw).await {
+    match payment_events::receive(&mut conn, &provider, &event, &raw).await {
         Ok(receipt) => reply(
             StatusCode::OK,
             serde_json::json!({ "received": true, "duplicate": receipt == EventReceipt::Duplicate }),

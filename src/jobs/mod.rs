@@ -9,10 +9,8 @@
 //! `max_attempts` a job stays in the table as `dead` until `commerce-gateway jobs retry`.
 //! A job whose lease runs out (its worker died or hung) is put back by any worker.
 //!
-//! Delivery is at least once, so every handler is idempotent (see [`handlers`]).
+//! Delivery is at least once, so every handler is idempotent (see [`crate::dispatch`]).
 
-pub mod handlers;
-pub mod imports;
 pub mod worker;
 
 use chrono::{DateTime, Utc};
@@ -22,7 +20,76 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 
 /// The queues, each with its own workers (`JOB_QUEUES` sets their concurrency).
+/// Why a job failed.
+#[derive(Debug, Clone)]
+pub struct JobError {
+    pub message: String,
+    /// Retrying cannot help (bad payload): the job goes to the dead letters at once.
+    pub permanent: bool,
+}
+
+impl JobError {
+    pub fn retry(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: false,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+}
+
+impl From<diesel::result::Error> for JobError {
+    fn from(e: diesel::result::Error) -> Self {
+        JobError::retry(format!("database: {e}"))
+    }
+}
+
+/// What the workers call to run a claimed job. The dispatch table
+/// ([`crate::dispatch::Handlers`]) implements it, so the queue knows nothing of what its
+/// jobs do.
+pub trait Handler: Send + Sync + 'static {
+    fn run<'a>(
+        &'a self,
+        kind: Kind,
+        job: &'a worker::ClaimedJob,
+    ) -> futures::future::BoxFuture<'a, Result<(), JobError>>;
+}
+
 pub const QUEUES: &[&str] = &["orders", "email", "webhooks", "imports"];
+
+/// How many jobs of `queue` run at once unless `JOB_QUEUES` says otherwise.
+pub fn default_concurrency(queue: &str) -> usize {
+    match queue {
+        "orders" | "webhooks" => 4,
+        "email" => 2,
+        _ => 1,
+    }
+}
+
+/// The job system's settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `RUN_WORKERS`: `serve` runs the job workers in-process too.
+    pub embedded: bool,
+    /// `JOB_QUEUES`, `JOB_POLL_INTERVAL_MS`, `JOB_TIMEOUT_MS`, `IMPORT_TIMEOUT_MS`,
+    /// `JOB_BACKOFF_BASE_MS`, `JOB_BACKOFF_MAX_MS` and `SHUTDOWN_GRACE_MS`.
+    pub worker: worker::WorkerSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            embedded: true,
+            worker: Default::default(),
+        }
+    }
+}
 
 /// What a job does; the handler is chosen by this name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

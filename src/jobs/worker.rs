@@ -18,15 +18,16 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::Kind;
-use super::handlers::{Handlers, JobError};
+use super::{Handler, JobError};
 use crate::db::PgPool;
 
 /// Added to the job timeout to form the lease, so a slow commit is not mistaken for a
 /// dead worker.
 pub const LEASE_SLACK: Duration = Duration::from_secs(5);
 
+/// How the workers run (`JOB_*`, `IMPORT_TIMEOUT_MS`, `SHUTDOWN_GRACE_MS`).
 #[derive(Debug, Clone)]
-pub struct WorkerConfig {
+pub struct WorkerSettings {
     /// Queue name and how many of its jobs run at once.
     pub queues: Vec<(String, usize)>,
     /// How often an idle queue looks for due jobs.
@@ -42,7 +43,24 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
 }
 
-impl WorkerConfig {
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            queues: super::QUEUES
+                .iter()
+                .map(|q| (q.to_string(), super::default_concurrency(q)))
+                .collect(),
+            poll_interval: Duration::from_millis(250),
+            job_timeout: Duration::from_millis(60_000),
+            import_timeout: Duration::from_millis(3_600_000),
+            backoff_base: Duration::from_millis(1_000),
+            backoff_max: Duration::from_millis(3_600_000),
+            shutdown_grace: Duration::from_millis(20_000),
+        }
+    }
+}
+
+impl WorkerSettings {
     /// How long a job of `queue` may run.
     pub fn timeout_of(&self, queue: &str) -> Duration {
         if queue == "imports" {
@@ -86,7 +104,7 @@ fn hostname() -> String {
 
 /// The retry delay after `attempts` failed attempts: base·2^(attempts−1), capped, with
 /// jitter in [0.5, 1.5) so that jobs failing together do not retry together.
-pub fn backoff(config: &WorkerConfig, attempts: i32) -> Duration {
+pub fn backoff(config: &WorkerSettings, attempts: i32) -> Duration {
     let exp = attempts.clamp(1, 30) as u32 - 1;
     let raw = config
         .backoff_base
@@ -99,8 +117,8 @@ pub fn backoff(config: &WorkerConfig, attempts: i32) -> Duration {
 /// running jobs finish for `shutdown_grace` and releases the rest.
 pub async fn run(
     pool: PgPool,
-    handlers: Arc<Handlers>,
-    config: WorkerConfig,
+    handlers: Arc<dyn Handler>,
+    config: WorkerSettings,
     shutdown: watch::Receiver<bool>,
 ) {
     let id: Arc<str> = worker_id().into();
@@ -172,8 +190,8 @@ async fn report_queues(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
 
 async fn queue_loop(
     pool: PgPool,
-    handlers: Arc<Handlers>,
-    config: Arc<WorkerConfig>,
+    handlers: Arc<dyn Handler>,
+    config: Arc<WorkerSettings>,
     worker: Arc<str>,
     queue: String,
     concurrency: usize,
@@ -212,7 +230,7 @@ async fn queue_loop(
                             held.clone(),
                         );
                         tasks.spawn(async move {
-                            run_one(&pool, &handlers, &config, &worker, &job, timeout).await;
+                            run_one(&pool, &*handlers, &config, &worker, &job, timeout).await;
                             held.lock().unwrap().remove(&job.id);
                             drop(permit);
                         });
@@ -302,8 +320,8 @@ async fn requeue_expired(pool: &PgPool, queue: &str) -> anyhow::Result<()> {
 
 async fn run_one(
     pool: &PgPool,
-    handlers: &Handlers,
-    config: &WorkerConfig,
+    handlers: &dyn Handler,
+    config: &WorkerSettings,
     worker: &str,
     job: &ClaimedJob,
     timeout: Duration,
@@ -348,8 +366,8 @@ fn queue_of(kind: &str) -> &'static str {
 
 async fn run_attempt(
     pool: &PgPool,
-    handlers: &Handlers,
-    config: &WorkerConfig,
+    handlers: &dyn Handler,
+    config: &WorkerSettings,
     worker: &str,
     job: &ClaimedJob,
     timeout: Duration,
@@ -413,7 +431,7 @@ async fn fail(
     job: &ClaimedJob,
     worker: &str,
     error: &JobError,
-    config: &WorkerConfig,
+    config: &WorkerSettings,
 ) -> anyhow::Result<()> {
     let dead = error.permanent || job.attempts >= job.max_attempts;
     let delay = backoff(config, job.attempts);
@@ -459,7 +477,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_within_jitter_and_caps() {
-        let config = WorkerConfig {
+        let config = WorkerSettings {
             queues: vec![],
             poll_interval: Duration::from_millis(100),
             job_timeout: Duration::from_secs(1),

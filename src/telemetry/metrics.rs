@@ -31,8 +31,9 @@ pub const ANONYMOUS: &str = "__anonymous";
 /// The operation label of names past `METRICS_MAX_OPERATIONS`.
 pub const OTHER: &str = "__other";
 
+/// `METRICS_ENABLED`, `METRICS_ADDR`, `SLOW_QUERY_MS`, `METRICS_MAX_OPERATIONS`.
 #[derive(Clone, Debug)]
-pub struct MetricsConfig {
+pub struct MetricsSettings {
     pub enabled: bool,
     /// Serve `/metrics` on this address too (the worker's only HTTP listener).
     pub addr: Option<std::net::SocketAddr>,
@@ -40,9 +41,20 @@ pub struct MetricsConfig {
     pub max_operations: usize,
 }
 
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            addr: None,
+            slow_query: Duration::from_millis(200),
+            max_operations: 200,
+        }
+    }
+}
+
 /// Installs the process-wide recorder (once; later calls keep the first). Without it
 /// every `metrics` macro is a no-op.
-pub fn install(config: &MetricsConfig) -> anyhow::Result<()> {
+pub fn install(config: &MetricsSettings) -> anyhow::Result<()> {
     SLOW_QUERY_MICROS.store(config.slow_query.as_micros() as u64, Ordering::Relaxed);
     MAX_OPERATIONS.store(config.max_operations, Ordering::Relaxed);
     if !config.enabled || HANDLE.get().is_some() {
@@ -76,7 +88,6 @@ pub fn install(config: &MetricsConfig) -> anyhow::Result<()> {
         metrics::counter!(name).increment(0);
     }
     metrics::counter!("gateway_cache_coalesced_total", "cache" => "response").increment(0);
-    crate::checkout::init_metrics();
     // Histograms keep their samples until upkeep folds them in.
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

@@ -16,7 +16,7 @@ pub async fn key_expiring(
     plan: &str,
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> String {
-    use commerce_gateway::admin::{Actor, keys};
+    use commerce_gateway::partners::{Actor, keys};
     let mut conn = db.conn().await;
     let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
     let new = keys::NewKey {

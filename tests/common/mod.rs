@@ -155,15 +155,15 @@ async fn drop_stale_databases() {
 /// Configuration for a gateway on `db`, with test-friendly settings.
 pub fn config(db: &TestDb) -> Config {
     // Start from the documented defaults, not from the developer's environment.
-    let mut config = Config::from_env().expect("default configuration");
-    config.database_url = db.url.clone();
-    config.replica_urls = vec![];
-    config.listen_addr = "127.0.0.1:0".parse().unwrap();
-    config.auto_migrate = false;
-    config.auto_seed_products = 0;
-    config.query_stats = true;
-    config.shop_url = "http://shop.test".into();
-    config.pool_size = 8;
+    let mut config = Config::defaults();
+    config.db.url = db.url.clone();
+    config.db.replica_urls = vec![];
+    config.server.listen_addr = "127.0.0.1:0".parse().unwrap();
+    config.startup.auto_migrate = false;
+    config.startup.auto_seed_products = 0;
+    config.server.query_stats = true;
+    config.shop.url = "http://shop.test".into();
+    config.db.pool_size = 8;
     // Tests that change rows by SQL and read them back at once run uncached; tests/cache.rs
     // turns the cache on.
     config.cache.enabled = false;
@@ -185,7 +185,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: Config) -> Self {
-        let listener = tokio::net::TcpListener::bind(config.listen_addr)
+        let listener = tokio::net::TcpListener::bind(config.server.listen_addr)
             .await
             .expect("bind");
         let addr = listener.local_addr().unwrap();

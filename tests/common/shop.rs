@@ -143,7 +143,7 @@ pub async fn complete(client: &reqwest::Client, base: &str, cart_id: &str, input
 pub fn signed_event(secret: &str, id: &str, kind: &str, reference: &str) -> (String, String) {
     let body = json!({ "id": id, "type": kind, "data": { "reference": reference } }).to_string();
     let t = chrono::Utc::now().timestamp();
-    let header = commerce_gateway::checkout::payments::sign(secret, t, body.as_bytes());
+    let header = commerce_gateway::payments::sign(secret, t, body.as_bytes());
     (body, header)
 }
 

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{EmptySubscription, Name, Schema, Value};
 
-use crate::admin::keys::ApiKey;
 use crate::app::App;
 use crate::graphql::limits::{self, Limits, TypeIndex};
+use crate::partners::keys::ApiKey;
 use crate::ratelimit::Decision;
 
 pub type AdminSchema = Schema<resolvers::AdminQuery, resolvers::AdminMutation, EmptySubscription>;
@@ -27,8 +27,8 @@ fn builder()
 -> async_graphql::SchemaBuilder<resolvers::AdminQuery, resolvers::AdminMutation, EmptySubscription>
 {
     Schema::build(
-        resolvers::AdminQuery,
-        resolvers::AdminMutation,
+        resolvers::AdminQuery::default(),
+        resolvers::AdminMutation::default(),
         EmptySubscription,
     )
 }
@@ -72,7 +72,7 @@ pub fn build(app: Arc<App>) -> anyhow::Result<Admin> {
         fixed_lists: FIXED_LISTS,
     });
     let mut b = builder().limit_recursive_depth(64).data(app.clone());
-    if !app.config.introspection {
+    if !app.config.server.introspection {
         b = b.disable_introspection();
     }
     Ok(Admin {

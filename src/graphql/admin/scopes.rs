@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Name, ServerError};
 
-use crate::admin::keys::grants;
 use crate::graphql::limits::TypeIndex;
+use crate::partners::keys::grants;
 
 /// `(type, field, scope)`; `None`: any valid key.
 pub const REQUIRED: &[(&str, &str, Option<&str>)] = &[

@@ -8,11 +8,9 @@ use std::sync::Arc;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use async_graphql::{Context, ID, Result, SimpleObject};
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Int4, Int8, Nullable, Text, Timestamptz};
-use diesel_async::RunQueryDsl;
 
 use crate::app::App;
+use crate::catalog::records::{self, CategoryRow, CollectionRow, ProductRow, VariantRow};
 use crate::db::StatementCounter;
 use crate::graphql::errors::from_db;
 use crate::graphql::types::common::Seo;
@@ -31,8 +29,8 @@ pub struct UserError {
     pub code: String,
 }
 
-impl From<crate::admin::UserError> for UserError {
-    fn from(e: crate::admin::UserError) -> Self {
+impl From<crate::partners::UserError> for UserError {
+    fn from(e: crate::partners::UserError) -> Self {
         Self {
             field: (!e.field.is_empty()).then_some(e.field),
             message: e.message,
@@ -58,43 +56,6 @@ impl Money {
         }
     }
 }
-
-#[derive(QueryableByName, Clone, Debug)]
-pub struct ProductRow {
-    #[diesel(sql_type = Int8)]
-    pub id: i64,
-    #[diesel(sql_type = Text)]
-    pub handle: String,
-    #[diesel(sql_type = Text)]
-    pub title: String,
-    #[diesel(sql_type = Text)]
-    pub description_html: String,
-    #[diesel(sql_type = Text)]
-    pub vendor: String,
-    #[diesel(sql_type = Text)]
-    pub product_type: String,
-    #[diesel(sql_type = Array<Text>)]
-    pub tags: Vec<String>,
-    #[diesel(sql_type = Text)]
-    pub status: String,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    pub published_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub seo_title: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub seo_description: Option<String>,
-    #[diesel(sql_type = Nullable<Int8>)]
-    pub category_id: Option<i64>,
-    #[diesel(sql_type = Int8)]
-    pub total_sales: i64,
-    #[diesel(sql_type = Timestamptz)]
-    pub created_at: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
-    pub updated_at: DateTime<Utc>,
-}
-
-pub const PRODUCT_COLUMNS: &str = "id, handle, title, description_html, vendor, product_type, tags, status, \
-     published_at, seo_title, seo_description, category_id, total_sales, created_at, updated_at";
 
 /// A product, as partners manage it.
 #[derive(Clone, Debug)]
@@ -180,39 +141,6 @@ impl Product {
 pub struct ProductOption {
     pub name: String,
     pub values: Vec<String>,
-}
-
-#[derive(QueryableByName, Clone, Debug)]
-pub struct VariantRow {
-    #[diesel(sql_type = Int8)]
-    pub id: i64,
-    #[diesel(sql_type = Int8)]
-    pub product_id: i64,
-    #[diesel(sql_type = Text)]
-    pub title: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub sku: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub barcode: Option<String>,
-    #[diesel(sql_type = Int4)]
-    pub position: i32,
-    #[diesel(sql_type = Array<Nullable<Text>>)]
-    pub options: Vec<Option<String>>,
-    #[diesel(sql_type = Int4)]
-    pub grams: i32,
-    #[diesel(sql_type = Bool)]
-    pub requires_shipping: bool,
-    #[diesel(sql_type = Bool)]
-    pub taxable: bool,
-    #[diesel(sql_type = Text)]
-    pub inventory_policy: String,
-    #[diesel(sql_type = Int8)]
-    pub available: i64,
-    /// `[[currency, amount minor, compare-at minor or null]]` as JSON.
-    #[diesel(sql_type = diesel::sql_types::Jsonb)]
-    pub prices: serde_json::Value,
-    #[diesel(sql_type = Timestamptz)]
-    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug)]
@@ -342,8 +270,8 @@ pub struct Location {
     pub name: String,
 }
 
-impl From<crate::admin::inventory::Location> for Location {
-    fn from(l: crate::admin::inventory::Location) -> Self {
+impl From<crate::inventory::levels::Location> for Location {
+    fn from(l: crate::inventory::levels::Location) -> Self {
         Self {
             id: ids::encode("Location", l.id).into(),
             name: l.name,
@@ -351,8 +279,8 @@ impl From<crate::admin::inventory::Location> for Location {
     }
 }
 
-impl From<crate::admin::inventory::LevelRow> for InventoryLevel {
-    fn from(l: crate::admin::inventory::LevelRow) -> Self {
+impl From<crate::inventory::levels::LevelRow> for InventoryLevel {
+    fn from(l: crate::inventory::levels::LevelRow) -> Self {
         Self {
             variant_id: ids::encode("ProductVariant", l.variant_id).into(),
             location: Location {
@@ -366,33 +294,6 @@ impl From<crate::admin::inventory::LevelRow> for InventoryLevel {
         }
     }
 }
-
-#[derive(QueryableByName, Clone, Debug)]
-pub struct CollectionRow {
-    #[diesel(sql_type = Int8)]
-    pub id: i64,
-    #[diesel(sql_type = Text)]
-    pub handle: String,
-    #[diesel(sql_type = Text)]
-    pub title: String,
-    #[diesel(sql_type = Text)]
-    pub description_html: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub seo_title: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub seo_description: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub image_url: Option<String>,
-    #[diesel(sql_type = Bool)]
-    pub published: bool,
-    #[diesel(sql_type = Int8)]
-    pub products_count: i64,
-    #[diesel(sql_type = Timestamptz)]
-    pub updated_at: DateTime<Utc>,
-}
-
-pub const COLLECTION_COLUMNS: &str = "c.id, c.handle, c.title, c.description_html, c.seo_title, c.seo_description, \
-     c.image_url, c.published, (SELECT count(*) FROM collection_products cp WHERE cp.collection_id = c.id) AS products_count, c.updated_at";
 
 #[derive(Clone, Debug)]
 pub struct Collection(pub Arc<CollectionRow>);
@@ -431,19 +332,26 @@ impl Collection {
     }
 }
 
-#[derive(SimpleObject, Clone, Debug, QueryableByName)]
+#[derive(SimpleObject, Clone, Debug)]
 #[graphql(complex)]
 pub struct Category {
     #[graphql(skip)]
-    #[diesel(sql_type = Int8)]
     pub db_id: i64,
     #[graphql(skip)]
-    #[diesel(sql_type = Nullable<Int8>)]
     pub parent_db_id: Option<i64>,
-    #[diesel(sql_type = Text)]
     pub handle: String,
-    #[diesel(sql_type = Text)]
     pub name: String,
+}
+
+impl From<CategoryRow> for Category {
+    fn from(r: CategoryRow) -> Self {
+        Self {
+            db_id: r.id,
+            parent_db_id: r.parent_id,
+            handle: r.handle,
+            name: r.name,
+        }
+    }
 }
 
 #[async_graphql::ComplexObject]
@@ -458,7 +366,7 @@ impl Category {
 
 /// An order, as partners see it.
 #[derive(Clone, Debug)]
-pub struct Order(pub Arc<crate::checkout::orders::Order>);
+pub struct Order(pub Arc<crate::orders::Order>);
 
 #[async_graphql::Object(name = "Order")]
 impl Order {
@@ -564,8 +472,8 @@ pub struct ApiKey {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
-impl From<crate::admin::keys::ApiKey> for ApiKey {
-    fn from(k: crate::admin::keys::ApiKey) -> Self {
+impl From<crate::partners::keys::ApiKey> for ApiKey {
+    fn from(k: crate::partners::keys::ApiKey) -> Self {
         Self {
             id: ids::encode("ApiKey", k.id).into(),
             name: k.name,
@@ -597,8 +505,8 @@ pub struct AuditLogEntry {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<crate::admin::audit::Entry> for AuditLogEntry {
-    fn from(e: crate::admin::audit::Entry) -> Self {
+impl From<crate::partners::audit::Entry> for AuditLogEntry {
+    fn from(e: crate::partners::audit::Entry) -> Self {
         Self {
             id: ids::encode("AuditLogEntry", e.id).into(),
             db_id: e.id,
@@ -622,8 +530,8 @@ pub struct WebhookSubscription {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<crate::admin::webhooks::Subscription> for WebhookSubscription {
-    fn from(s: crate::admin::webhooks::Subscription) -> Self {
+impl From<crate::partners::webhooks::Subscription> for WebhookSubscription {
+    fn from(s: crate::partners::webhooks::Subscription) -> Self {
         Self {
             id: ids::encode("WebhookSubscription", s.id).into(),
             topic: s.topic,
@@ -648,7 +556,7 @@ pub struct ProductExport {
 }
 
 impl ProductExport {
-    pub fn of(e: crate::admin::export::Export, shop_url: &str) -> Self {
+    pub fn of(e: crate::catalog::export::Export, shop_url: &str) -> Self {
         Self {
             id: ids::encode("ProductExport", e.id).into(),
             url: (e.status == "DONE").then(|| format!("{shop_url}/admin/exports/{}.csv", e.id)),
@@ -729,7 +637,7 @@ pub fn slice<T>(
 
 /// Per-request state of the admin API.
 pub struct AdminRequest {
-    pub key: crate::admin::keys::ApiKey,
+    pub key: crate::partners::keys::ApiKey,
     pub counter: StatementCounter,
 }
 
@@ -767,17 +675,13 @@ where
 }
 
 impl AdminLoader {
-    async fn rows<T>(&self, sql: &'static str, ids: Vec<i64>) -> Result<Vec<T>, LoadError>
-    where
-        T: QueryableByName<diesel::pg::Pg> + Send + 'static,
-    {
-        let mut conn = self.app.db.primary(&self.counter).await.map_err(Arc::new)?;
-        diesel::sql_query(sql)
-            .bind::<Array<BigInt>, _>(ids)
-            .load(&mut conn)
-            .await
-            .map_err(|e| Arc::new(e.into()))
+    async fn connection(&self) -> Result<crate::db::PgConn, LoadError> {
+        self.app.db.primary(&self.counter).await.map_err(Arc::new)
     }
+}
+
+fn db_error(e: diesel::result::Error) -> LoadError {
+    Arc::new(e.into())
 }
 
 fn group<K: std::hash::Hash + Eq, T>(
@@ -797,52 +701,24 @@ impl Loader<VariantsOf> for AdminLoader {
         &self,
         keys: &[VariantsOf],
     ) -> Result<HashMap<VariantsOf, Self::Value>, LoadError> {
-        let rows: Vec<VariantRow> = self
-            .rows(
-                "SELECT v.id, v.product_id, v.title, v.sku, v.barcode, v.position, \
-                   ARRAY[v.option1, v.option2, v.option3] AS options, v.grams, v.requires_shipping, v.taxable, \
-                   v.inventory_policy, v.available, v.updated_at, \
-                   COALESCE((SELECT jsonb_agg(jsonb_build_array(p.currency, p.amount_minor, p.compare_at_minor) ORDER BY p.currency) \
-                             FROM variant_prices p WHERE p.variant_id = v.id), '[]') AS prices \
-                 FROM product_variants v WHERE v.product_id = ANY($1) ORDER BY v.product_id, v.id",
-                keys.iter().map(|k| k.0).collect(),
-            )
-            .await?;
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows = records::variants_of(&mut *self.connection().await?, &ids)
+            .await
+            .map_err(db_error)?;
         Ok(group(rows.into_iter().map(|r| {
             (VariantsOf(r.product_id), ProductVariant(Arc::new(r)))
         })))
     }
 }
 
-#[derive(QueryableByName)]
-struct ImageRow {
-    #[diesel(sql_type = Int8)]
-    id: i64,
-    #[diesel(sql_type = Int8)]
-    product_id: i64,
-    #[diesel(sql_type = Text)]
-    url: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    alt_text: Option<String>,
-    #[diesel(sql_type = Nullable<Int4>)]
-    width: Option<i32>,
-    #[diesel(sql_type = Nullable<Int4>)]
-    height: Option<i32>,
-    #[diesel(sql_type = Int4)]
-    position: i32,
-}
-
 impl Loader<ImagesOf> for AdminLoader {
     type Value = Vec<Image>;
     type Error = LoadError;
     async fn load(&self, keys: &[ImagesOf]) -> Result<HashMap<ImagesOf, Self::Value>, LoadError> {
-        let rows: Vec<ImageRow> = self
-            .rows(
-                "SELECT id, product_id, url, alt_text, width, height, position FROM product_images \
-                 WHERE product_id = ANY($1) ORDER BY product_id, id",
-                keys.iter().map(|k| k.0).collect(),
-            )
-            .await?;
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows = records::images_of(&mut *self.connection().await?, &ids)
+            .await
+            .map_err(db_error)?;
         Ok(group(rows.into_iter().map(|r| {
             (
                 ImagesOf(r.product_id),
@@ -860,27 +736,14 @@ impl Loader<ImagesOf> for AdminLoader {
     }
 }
 
-#[derive(QueryableByName)]
-struct OptionRow {
-    #[diesel(sql_type = Int8)]
-    product_id: i64,
-    #[diesel(sql_type = Text)]
-    name: String,
-    #[diesel(sql_type = Array<Text>)]
-    values: Vec<String>,
-}
-
 impl Loader<OptionsOf> for AdminLoader {
     type Value = Vec<ProductOption>;
     type Error = LoadError;
     async fn load(&self, keys: &[OptionsOf]) -> Result<HashMap<OptionsOf, Self::Value>, LoadError> {
-        let rows: Vec<OptionRow> = self
-            .rows(
-                "SELECT product_id, name, values FROM product_options WHERE product_id = ANY($1) \
-                 ORDER BY product_id, position",
-                keys.iter().map(|k| k.0).collect(),
-            )
-            .await?;
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows = records::options_of(&mut *self.connection().await?, &ids)
+            .await
+            .map_err(db_error)?;
         Ok(group(rows.into_iter().map(|r| {
             (
                 OptionsOf(r.product_id),
@@ -897,9 +760,9 @@ impl Loader<LevelsOf> for AdminLoader {
     type Value = Vec<InventoryLevel>;
     type Error = LoadError;
     async fn load(&self, keys: &[LevelsOf]) -> Result<HashMap<LevelsOf, Self::Value>, LoadError> {
-        let mut conn = self.app.db.primary(&self.counter).await.map_err(Arc::new)?;
+        let mut conn = self.connection().await?;
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let rows = crate::admin::inventory::levels_of(&mut conn, &ids)
+        let rows = crate::inventory::levels::levels_of(&mut conn, &ids)
             .await
             .map_err(|e| Arc::new(e.into()))?;
         Ok(group(rows.into_iter().map(|r| {
@@ -912,32 +775,13 @@ impl Loader<LinesOf> for AdminLoader {
     type Value = Vec<LineItem>;
     type Error = LoadError;
     async fn load(&self, keys: &[LinesOf]) -> Result<HashMap<LinesOf, Self::Value>, LoadError> {
-        use crate::db::schema::order_lines as l;
-        let mut conn = self.app.db.primary(&self.counter).await.map_err(Arc::new)?;
+        let mut conn = self.connection().await?;
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let lines: Vec<crate::checkout::orders::OrderLine> = l::table
-            .filter(l::order_id.eq_any(&ids))
-            .order((l::order_id, l::position))
-            .select(crate::checkout::orders::OrderLine::as_select())
-            .load(&mut conn)
+        let lines = crate::orders::lines_with_currency(&mut conn, &ids)
             .await
-            .map_err(|e| Arc::new(e.into()))?;
-        let currencies: HashMap<i64, String> = {
-            use crate::db::schema::orders as o;
-            o::table
-                .filter(o::id.eq_any(&ids))
-                .select((o::id, o::currency))
-                .load::<(i64, String)>(&mut conn)
-                .await
-                .map_err(|e| Arc::new(e.into()))?
-                .into_iter()
-                .collect()
-        };
-        Ok(group(lines.into_iter().map(|line| {
-            let currency = currencies
-                .get(&line.order_id)
-                .map(String::as_str)
-                .unwrap_or("USD");
+            .map_err(db_error)?;
+        Ok(group(lines.into_iter().map(|(line, currency)| {
+            let currency = currency.as_str();
             (
                 LinesOf(line.order_id),
                 LineItem {

@@ -70,7 +70,7 @@ impl CartNode {
     async fn checkout_url(&self, ctx: &Context<'_>) -> Url {
         Url(format!(
             "{}/checkouts/c/{}",
-            app_from(ctx).config.shop_url,
+            app_from(ctx).config.shop.url,
             self.0.cart.token
         ))
     }

@@ -149,7 +149,7 @@ impl CollectionNode {
     async fn online_store_url(&self, ctx: &Context<'_>) -> Url {
         Url(format!(
             "{}/collections/{}",
-            app_from(ctx).config.shop_url,
+            app_from(ctx).config.shop.url,
             self.0.handle
         ))
     }

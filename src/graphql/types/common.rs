@@ -286,7 +286,7 @@ impl Image {
         match transform {
             None => Ok(Url(self.url.clone())),
             Some(t) => {
-                let template = &app_from(ctx).config.image_url_template;
+                let template = &app_from(ctx).config.shop.image_url_template;
                 transformed_url(template, &self.url, &t)
                     .map(Url)
                     .map_err(super::super::errors::bad_input)

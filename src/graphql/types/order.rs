@@ -7,12 +7,12 @@ use chrono::{DateTime, Utc};
 
 use super::common::{CurrencyCode, MoneyV2, Url};
 use super::product::VariantNode;
-use crate::checkout::orders::{Order, OrderLine};
 use crate::checkout::{Address, CheckoutOutcome};
 use crate::graphql::errors::from_db;
 use crate::graphql::loaders::VariantId;
 use crate::graphql::{app_from, loader_from};
 use crate::ids;
+use crate::orders::{Order, OrderLine};
 
 /// An order with its lines.
 #[derive(Clone)]
@@ -212,8 +212,8 @@ impl OrderNode {
 
     /// The order status page (the confirmation the buyer can come back to).
     async fn status_url(&self, ctx: &Context<'_>) -> Url {
-        Url(crate::checkout::documents::order_url(
-            &app_from(ctx).config.shop_url,
+        Url(crate::orders::documents::order_url(
+            &app_from(ctx).config.shop.url,
             &self.order,
         ))
     }

@@ -232,7 +232,7 @@ impl ProductNode {
     async fn online_store_url(&self, ctx: &Context<'_>) -> Url {
         Url(format!(
             "{}/products/{}",
-            app_from(ctx).config.shop_url,
+            app_from(ctx).config.shop.url,
             self.0.handle
         ))
     }
@@ -267,7 +267,7 @@ impl ProductNode {
         let currency = scope_from(ctx).currency(app).to_string();
         // In the shop currency the bounds are columns of the product row itself (kept by
         // the database's triggers): no statement needed.
-        if currency == app.config.shop_currency {
+        if currency == app.config.shop.currency {
             return Ok(ProductPriceRange {
                 min_variant_price: MoneyV2::new(self.0.min_price_minor, &currency),
                 max_variant_price: MoneyV2::new(self.0.max_price_minor, &currency),
@@ -679,7 +679,7 @@ pub(crate) async fn product_connection(
     };
     // Built here even for collections, so bad input is reported before any batching.
     let sql =
-        listing::product_listing_sql(&listing, &app.config.shop_currency).map_err(from_catalog)?;
+        listing::product_listing_sql(&listing, &app.config.shop.currency).map_err(from_catalog)?;
     let rows: Vec<crate::catalog::models::ListedProduct> = match collection_id {
         // The pages of many collections (`collections { products }`) share a statement.
         Some(collection_id) => {

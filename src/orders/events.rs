@@ -9,7 +9,7 @@
 use diesel_async::AsyncPgConnection;
 use serde_json::{Value, json};
 
-use super::orders::{self, Order};
+use super::{Order, OrderLine};
 use crate::jobs::{self, Kind, NewJob};
 use crate::money::format_minor;
 
@@ -32,7 +32,7 @@ impl OrderEvent {
 }
 
 /// The JSON an order event carries.
-pub fn snapshot(order: &Order, lines: &[orders::OrderLine]) -> Value {
+pub fn snapshot(order: &Order, lines: &[OrderLine]) -> Value {
     let money = |m: i64| format_minor(m, &order.currency);
     json!({
         "id": crate::ids::encode("Order", order.id),
@@ -69,7 +69,7 @@ pub fn snapshot(order: &Order, lines: &[orders::OrderLine]) -> Value {
 #[derive(Clone, Debug, Default)]
 pub struct Hooks {
     pub urls: Vec<String>,
-    pub topics: std::sync::Arc<crate::admin::webhooks::TopicCache>,
+    pub topics: std::sync::Arc<crate::partners::webhooks::TopicCache>,
 }
 
 impl Hooks {
@@ -88,16 +88,16 @@ pub async fn emit(
     event: OrderEvent,
     hooks: &Hooks,
 ) -> diesel::QueryResult<()> {
-    let topic = crate::admin::webhooks::topic_of(event.name()).unwrap_or_default();
+    let topic = crate::partners::webhooks::topic_of(event.name()).unwrap_or_default();
     let subscribed = hooks.topics.has(conn, topic).await?;
     let urls = &hooks.urls;
     if urls.is_empty() && !subscribed {
         return Ok(());
     }
-    let Some(order) = orders::by_id(conn, order_id).await? else {
+    let Some(order) = super::by_id(conn, order_id).await? else {
         return Ok(());
     };
-    let lines = orders::lines_of(conn, order_id).await?;
+    let lines = super::lines_of(conn, order_id).await?;
     let body = json!({
         "id": format!("{}-{}", event.name(), order.id),
         "event": event.name(),
@@ -124,7 +124,7 @@ pub async fn emit(
         return Ok(());
     }
     // Partners' subscriptions (admin API), each signed with its own secret.
-    crate::admin::webhooks::enqueue(
+    crate::partners::webhooks::enqueue(
         conn,
         event.name(),
         &format!("{}-{}", event.name(), order.id),

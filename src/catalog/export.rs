@@ -8,9 +8,9 @@ use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 
-use super::{Actor, audit};
 use crate::jobs::{self, Kind, NewJob};
 use crate::money::format_minor;
+use crate::partners::{Actor, audit};
 
 pub const HEADER: &[&str] = &[
     "Handle",

@@ -31,55 +31,18 @@ use std::time::{Duration, Instant};
 use fred::prelude::*;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::config::{BucketSpec, RateLimitConfig};
+mod settings;
+
+pub use settings::{BucketSpec, IpNet, Settings};
 
 /// KEYS[1]: the bucket. ARGV: capacity, rate (tokens/s), min, max. Takes between `min`
 /// and `max` tokens (as many as there are, up to `max`) when at least `min` are there; a
 /// negative `min` (= `max`) gives tokens back. Returns {granted, tokens left, retry ms}.
-const BUCKET_SCRIPT: &str = r#"
-local capacity = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local min = tonumber(ARGV[3])
-local max = tonumber(ARGV[4])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then
-  tokens = capacity
-  ts = now
-end
-if now > ts then
-  tokens = math.min(capacity, tokens + (now - ts) * rate / 1000)
-  ts = now
-end
-local granted = 0
-local retry = 0
-if min <= 0 then
-  tokens = math.min(capacity, tokens - min)
-  granted = min
-elseif tokens >= min then
-  granted = math.min(max, math.floor(tokens))
-  tokens = tokens - granted
-else
-  retry = math.ceil((min - tokens) * 1000 / rate)
-end
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'ts', ts)
-redis.call('PEXPIRE', KEYS[1], math.ceil(capacity * 1000 / rate) + 60000)
-return {granted, string.format('%.6f', tokens), retry}
-"#;
+const BUCKET_SCRIPT: &str = include_str!("bucket.lua");
 
 /// KEYS[1]: the instance set. ARGV: this instance, liveness window (ms). Returns the
 /// number of live instances.
-const INSTANCES_SCRIPT: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
-return redis.call('ZCARD', KEYS[1])
-"#;
+const INSTANCES_SCRIPT: &str = include_str!("instances.lua");
 
 /// Failures in a row that open the breaker, and how long it stays open.
 const FAILURES_TO_OPEN: u32 = 3;
@@ -203,7 +166,7 @@ fn quota(spec: BucketSpec) -> Quota {
 
 impl Limiter {
     /// Builds the limiter and starts connecting to Redis in the background.
-    pub fn new(config: &RateLimitConfig) -> anyhow::Result<Self> {
+    pub fn new(config: &Settings) -> anyhow::Result<Self> {
         let mut redis = Config::from_url(&config.redis_url)?;
         redis.fail_fast = true;
         let client = Builder::from_config(redis)
@@ -734,7 +697,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub fn client_ip(
     peer: Option<std::net::IpAddr>,
     forwarded_for: Option<&str>,
-    trusted: &[crate::config::IpNet],
+    trusted: &[IpNet],
 ) -> Option<std::net::IpAddr> {
     let peer = peer?;
     let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
@@ -785,7 +748,6 @@ pub fn fingerprint(secret: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::IpNet;
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {

@@ -10,8 +10,8 @@ use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 
-use super::{Kind, NewJob};
 use crate::db::PgPool;
+use crate::jobs::{self, Kind, NewJob};
 
 #[derive(QueryableByName)]
 struct Id {
@@ -37,8 +37,31 @@ pub async fn enqueue(
         // file should not be re-run automatically.
         let mut job = NewJob::new(Kind::ImportCsv, serde_json::json!({ "import_id": row.id }));
         job.max_attempts = 1;
-        super::enqueue(conn, &[job]).await?;
+        jobs::enqueue(conn, &[job]).await?;
         Ok(row.id)
+    })
+    .await
+}
+
+/// [`enqueue`] for a partner: the import and its audit entry in one transaction.
+pub async fn enqueue_audited(
+    conn: &mut AsyncPgConnection,
+    filename: &str,
+    content: &str,
+    actor: &crate::partners::Actor,
+) -> QueryResult<i64> {
+    conn.transaction(async |conn| {
+        let id = enqueue(conn, filename, content).await?;
+        crate::partners::audit::record(
+            conn,
+            actor,
+            "productImportCreate",
+            "ProductImport",
+            Some(id.to_string()),
+            serde_json::json!({ "filename": filename, "bytes": content.len() }),
+        )
+        .await?;
+        Ok(id)
     })
     .await
 }

@@ -113,6 +113,24 @@ impl PaymentProvider for TestProvider {
     }
 }
 
+/// How payment webhooks are checked (`PAYMENT_WEBHOOK_*`).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `PAYMENT_WEBHOOK_SECRET`: HMAC key of payment webhooks (refused while unset).
+    pub webhook_secret: Option<String>,
+    /// `PAYMENT_WEBHOOK_TOLERANCE_SECS`: how old a webhook signature may be.
+    pub webhook_tolerance: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            webhook_secret: None,
+            webhook_tolerance: Duration::from_secs(300),
+        }
+    }
+}
+
 /// The providers this gateway accepts, with their webhook secrets.
 #[derive(Clone)]
 pub struct Payments {
@@ -124,13 +142,13 @@ pub struct Payments {
 }
 
 impl Payments {
-    pub fn new(secret: Option<String>, tolerance: Duration) -> Self {
+    pub fn new(settings: &Settings) -> Self {
         let test: Arc<dyn PaymentProvider> = Arc::new(TestProvider);
         Self {
             providers: HashMap::from([(test.name(), test)]),
             default: "test",
-            secret,
-            tolerance,
+            secret: settings.webhook_secret.clone(),
+            tolerance: settings.webhook_tolerance,
         }
     }
 

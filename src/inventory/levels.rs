@@ -9,7 +9,7 @@ use diesel::sql_types::{Array, BigInt, Int4, Int8, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 
-use super::{Actor, AdminError, MAX_BULK, UserError, audit, too_many, webhooks};
+use crate::partners::{Actor, AdminError, MAX_BULK, UserError, audit, too_many, webhooks};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Change {
@@ -162,7 +162,7 @@ pub async fn apply(
                 diesel::result::Error::DatabaseError(_, info) if info.message().contains("out of range") => {
                     AdminError::input(&[field], "INVALID", "A quantity would leave the integer range.")
                 }
-                _ => super::constraint(e, &[field]),
+                _ => crate::partners::constraint(e, &[field]),
             })?;
         let below: Vec<UserError> = levels
             .iter()

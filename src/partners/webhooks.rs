@@ -355,37 +355,3 @@ pub async fn inventory_low(
     }
     Ok(())
 }
-
-/// After a sale reserved `wants`: `inventory.low` for each variant it took below
-/// `threshold` (one statement, and none when no one subscribes to the topic).
-pub async fn inventory_low_after_sale(
-    topics: &TopicCache,
-    conn: &mut AsyncPgConnection,
-    wants: &[crate::checkout::inventory::Want],
-    threshold: i64,
-) -> QueryResult<()> {
-    if !topics.has(conn, "INVENTORY_LOW").await? {
-        return Ok(());
-    }
-    #[derive(QueryableByName)]
-    struct Crossed {
-        #[diesel(sql_type = Int8)]
-        id: i64,
-        #[diesel(sql_type = Int8)]
-        available: i64,
-    }
-    let ids: Vec<i64> = wants.iter().map(|w| w.variant_id).collect();
-    let quantities: Vec<i64> = wants.iter().map(|w| w.quantity).collect();
-    let crossed: Vec<Crossed> = diesel::sql_query(
-        "SELECT v.id, v.available FROM product_variants v \
-         JOIN unnest($1::int8[], $2::int8[]) AS w (id, q) ON w.id = v.id \
-         WHERE v.available < $3 AND v.available + w.q >= $3",
-    )
-    .bind::<Array<BigInt>, _>(&ids)
-    .bind::<Array<BigInt>, _>(&quantities)
-    .bind::<BigInt, _>(threshold)
-    .load(conn)
-    .await?;
-    let crossed: Vec<(i64, i64)> = crossed.iter().map(|c| (c.id, c.available)).collect();
-    inventory_low(conn, &crossed, threshold).await
-}

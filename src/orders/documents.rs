@@ -1,6 +1,11 @@
 //! Documents about an order: the confirmation email and the invoice.
 
-use super::orders::{Order, OrderLine};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::{Order, OrderLine};
+use crate::db::schema::orders;
+use crate::mail::{Email, Mailer};
 use crate::money::format_minor;
 
 /// Escapes text for HTML element content and attribute values.
@@ -141,4 +146,77 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
     }
+}
+
+/// Renders and stores the invoice of a paid order, once (the `invoice` job).
+pub async fn store_invoice(conn: &mut AsyncPgConnection, order_id: i64) -> QueryResult<()> {
+    let Some(order) = super::by_id(conn, order_id).await? else {
+        return Ok(());
+    };
+    let lines = super::lines_of(conn, order_id).await?;
+    diesel::update(orders::table.find(order_id))
+        .filter(orders::invoice_html.is_null())
+        .set(orders::invoice_html.eq(invoice_html(&order, &lines)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Why a confirmation was not sent.
+#[derive(Debug)]
+pub enum SendError {
+    Db(diesel::result::Error),
+    Smtp(String),
+}
+
+impl From<diesel::result::Error> for SendError {
+    fn from(e: diesel::result::Error) -> Self {
+        SendError::Db(e)
+    }
+}
+
+/// Sends the confirmation once: an order whose `confirmation_sent_at` is set is skipped.
+/// The mark is written after the SMTP server accepted the message, so a worker killed
+/// between the two sends it again on retry (with the same Message-ID).
+pub async fn send_confirmation(
+    conn: &mut AsyncPgConnection,
+    mailer: Option<&Mailer>,
+    shop_url: &str,
+    order_id: i64,
+) -> Result<(), SendError> {
+    let Some(order) = super::by_id(conn, order_id).await? else {
+        return Ok(());
+    };
+    if order.confirmation_sent_at.is_some() {
+        return Ok(());
+    }
+    let Some(mailer) = mailer else {
+        tracing::warn!(
+            order = order.number,
+            "SMTP_URL is not set; order confirmation not sent"
+        );
+        return Ok(());
+    };
+    let lines = super::lines_of(conn, order_id).await?;
+    let (subject, text, html) = confirmation_email(&order, &lines, shop_url);
+    let host = url::Url::parse(shop_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "localhost".into());
+    mailer
+        .send(Email {
+            to: &order.email,
+            subject: &subject,
+            text,
+            html,
+            message_id: format!("<order-{}-confirmation@{host}>", order.number),
+        })
+        .await
+        .map_err(|e| SendError::Smtp(e.to_string()))?;
+    diesel::update(orders::table.find(order_id))
+        .set(orders::confirmation_sent_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await?;
+    tracing::info!(order = order.number, "order confirmation sent");
+    Ok(())
 }

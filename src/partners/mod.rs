@@ -1,15 +1,38 @@
-//! The partner side of the store: API keys and their scopes, the audit log, and the
-//! admin writes (catalog, inventory, orders, webhook subscriptions, exports) the admin
-//! API exposes. Every write runs in one transaction with its audit entry; cache
-//! invalidation follows from the database's triggers (see `migrations/…_cache`).
+//! Partners: who they are ([`keys`]: API keys and their scopes), what they changed
+//! ([`audit`]), and what they are told ([`webhooks`]: subscriptions and their deliveries).
+//!
+//! The admin writes themselves live with what they change (`catalog::edit`,
+//! `inventory::levels`, `orders::transitions`); each runs in one transaction with its audit
+//! entry, and they share the types here: who acts ([`Actor`]), and how a write is refused
+//! ([`UserError`], [`AdminError`]). Cache invalidation follows from the database's
+//! triggers (see `migrations/…_cache`).
 
 pub mod audit;
-pub mod catalog;
-pub mod export;
-pub mod inventory;
 pub mod keys;
-pub mod orders;
 pub mod webhooks;
+
+/// How webhooks are sent (`ORDER_WEBHOOK_SECRET`, `WEBHOOK_TIMEOUT_MS`,
+/// `WEBHOOK_ALLOW_PRIVATE_TARGETS`).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `ORDER_WEBHOOK_SECRET`: HMAC key of the deliveries to `ORDER_WEBHOOK_URLS`.
+    pub order_webhook_secret: Option<String>,
+    /// `WEBHOOK_TIMEOUT_MS`: how long one outgoing webhook delivery may take.
+    pub webhook_timeout: std::time::Duration,
+    /// `WEBHOOK_ALLOW_PRIVATE_TARGETS`: partners' webhook subscriptions may point at
+    /// loopback and private addresses (development and tests only).
+    pub allow_private_targets: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            order_webhook_secret: None,
+            webhook_timeout: std::time::Duration::from_millis(10_000),
+            allow_private_targets: false,
+        }
+    }
+}
 
 /// Bulk inputs hold at most this many items (Shopify's limit).
 pub const MAX_BULK: usize = 250;

@@ -1,76 +1,172 @@
-//! Orders in the admin API: listing with filters (keyset pages by id), fulfilment,
-//! cancellation and refunds. Each change locks the order row, checks its state, and
-//! writes its audit entry in the same transaction.
+//! Every change of an order's status, in one place: the transitions payments and expiry
+//! cause (`PENDING_PAYMENT` → `PAID` or `CANCELLED`), and the ones partners ask for
+//! through the admin API (fulfil, cancel, refund).
+//!
+//! A payment or expiry transition is one conditional `UPDATE … WHERE status =
+//! 'PENDING_PAYMENT'`: whichever of payment, failure or expiry comes first wins, and every
+//! later attempt (a replayed webhook, a retried job) finds nothing to change. The
+//! reservation is settled in the same transaction as the transition that won. A partner's
+//! change locks the order row, checks its state, and writes its audit entry in the same
+//! transaction.
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 
-use super::{Actor, AdminError, audit};
-use crate::checkout::events::{self, OrderEvent};
-use crate::checkout::orders::{self, Order};
-use crate::checkout::payments::Payments;
+use super::Order;
+use super::events::{self, OrderEvent};
+use crate::db::schema::orders;
 use crate::db::schema::orders as o;
+use crate::inventory::{self, Settle};
+use crate::jobs::{self, Kind, NewJob};
+use crate::partners::{Actor, AdminError, audit};
+use crate::payments::Payments;
 
-diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
-
-pub const STATUSES: &[&str] = &[
-    "PENDING_PAYMENT",
-    "PAID",
-    "FULFILLED",
-    "CANCELLED",
-    "REFUNDED",
-];
-
-#[derive(Debug, Default, Clone)]
-pub struct Filter {
-    pub status: Option<String>,
-    pub created_min: Option<DateTime<Utc>>,
-    pub created_max: Option<DateTime<Utc>>,
-    pub email: Option<String>,
-    pub updated_min: Option<DateTime<Utc>>,
+/// What a transition did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// The order moved; the reservation was settled.
+    Applied,
+    /// The order had already left PENDING_PAYMENT (or does not exist): nothing changed.
+    AlreadySettled,
 }
 
-/// Orders matching `filter` after the order `after` (by id; descending when `reverse`),
-/// `limit + 1` of them so the caller can tell whether another page follows.
-pub async fn list(
+/// Marks a pending order paid: its reservation becomes a sale and its invoice is queued.
+pub async fn mark_paid(
     conn: &mut AsyncPgConnection,
-    filter: &Filter,
-    after: Option<i64>,
-    limit: i64,
-    reverse: bool,
-) -> QueryResult<Vec<Order>> {
-    let mut q = o::table.select(Order::as_select()).into_boxed();
-    if let Some(s) = &filter.status {
-        q = q.filter(o::status.eq(s.clone()));
-    }
-    if let Some(t) = filter.created_min {
-        q = q.filter(o::created_at.ge(t));
-    }
-    if let Some(t) = filter.created_max {
-        q = q.filter(o::created_at.le(t));
-    }
-    if let Some(e) = &filter.email {
-        // Checkout keeps the address as typed; addresses match case-insensitively.
-        q = q.filter(lower(o::email).eq(e.trim().to_lowercase()));
-    }
-    if let Some(t) = filter.updated_min {
-        q = q.filter(o::updated_at.ge(t));
-    }
-    if let Some(after) = after {
-        q = if reverse {
-            q.filter(o::id.lt(after))
-        } else {
-            q.filter(o::id.gt(after))
-        };
-    }
-    q = if reverse {
-        q.order(o::id.desc())
-    } else {
-        q.order(o::id.asc())
-    };
-    q.limit(limit + 1).load(conn).await
+    order_id: i64,
+    hooks: &events::Hooks,
+) -> QueryResult<Transition> {
+    conn.transaction(async |conn| {
+        let moved: Option<i64> = diesel::update(
+            orders::table
+                .filter(orders::id.eq(order_id))
+                .filter(orders::status.eq("PENDING_PAYMENT")),
+        )
+        .set((
+            orders::status.eq("PAID"),
+            orders::paid_at.eq(diesel::dsl::now),
+            orders::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(orders::id)
+        .get_result(conn)
+        .await
+        .optional()?;
+        if moved.is_none() {
+            return Ok(Transition::AlreadySettled);
+        }
+        inventory::settle(conn, order_id, Settle::Sell).await?;
+        count_sales(conn, order_id).await?;
+        events::emit(conn, order_id, OrderEvent::Paid, hooks).await?;
+        jobs::enqueue(
+            conn,
+            &[NewJob::new(
+                Kind::Invoice,
+                serde_json::json!({ "order_id": order_id }),
+            )],
+        )
+        .await?;
+        Ok(Transition::Applied)
+    })
+    .await
+}
+
+/// Adds a paid order's units to `products.total_sales` (the BEST_SELLING sort), locking
+/// the products in id order first so concurrent payments cannot deadlock.
+async fn count_sales(conn: &mut AsyncPgConnection, order_id: i64) -> QueryResult<()> {
+    use diesel::sql_types::BigInt;
+    diesel::sql_query(
+        "SELECT p.id FROM products p WHERE p.id IN \
+           (SELECT v.product_id FROM order_lines l JOIN product_variants v ON v.id = l.variant_id \
+            WHERE l.order_id = $1) ORDER BY p.id FOR NO KEY UPDATE",
+    )
+    .bind::<BigInt, _>(order_id)
+    .execute(conn)
+    .await?;
+    diesel::sql_query(
+        "UPDATE products p SET total_sales = p.total_sales + s.units \
+         FROM (SELECT v.product_id, sum(l.quantity)::int8 AS units FROM order_lines l \
+               JOIN product_variants v ON v.id = l.variant_id WHERE l.order_id = $1 GROUP BY 1) s \
+         WHERE p.id = s.product_id",
+    )
+    .bind::<BigInt, _>(order_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Cancels a pending order and releases its reservation.
+pub async fn cancel_pending(
+    conn: &mut AsyncPgConnection,
+    order_id: i64,
+    reason: &str,
+    hooks: &events::Hooks,
+) -> QueryResult<Transition> {
+    conn.transaction(async |conn| {
+        let moved: Option<i64> = diesel::update(
+            orders::table
+                .filter(orders::id.eq(order_id))
+                .filter(orders::status.eq("PENDING_PAYMENT")),
+        )
+        .set((
+            orders::status.eq("CANCELLED"),
+            orders::cancel_reason.eq(reason),
+            orders::cancelled_at.eq(diesel::dsl::now),
+            orders::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(orders::id)
+        .get_result(conn)
+        .await
+        .optional()?;
+        if moved.is_none() {
+            return Ok(Transition::AlreadySettled);
+        }
+        inventory::settle(conn, order_id, Settle::Release).await?;
+        events::emit(conn, order_id, OrderEvent::Cancelled, hooks).await?;
+        Ok(Transition::Applied)
+    })
+    .await
+}
+
+/// Cancels a pending order whose reservation time has passed (the expiry job). The time
+/// is checked against the database's clock in the same statement that cancels, and an
+/// order with a stored, not yet processed `payment.succeeded` event is left for that
+/// event. `Ok(None)`: not due yet, or a payment is being processed; try again later.
+pub async fn expire(
+    conn: &mut AsyncPgConnection,
+    order_id: i64,
+    hooks: &events::Hooks,
+) -> QueryResult<Option<Transition>> {
+    use diesel::sql_types::{BigInt, Text};
+    conn.transaction(async |conn| {
+        #[derive(QueryableByName)]
+        struct Due {
+            #[diesel(sql_type = Text)]
+            state: String,
+        }
+        let due: Option<Due> = diesel::sql_query(
+            "SELECT CASE WHEN o.status <> 'PENDING_PAYMENT' THEN 'settled' \
+                         WHEN o.reserved_until > now() THEN 'not_due' \
+                         WHEN EXISTS (SELECT 1 FROM payment_events e \
+                                      WHERE e.provider = o.payment_provider AND e.reference = o.payment_reference \
+                                        AND e.event_type = 'payment.succeeded' AND e.processed_at IS NULL) \
+                              THEN 'payment_pending' \
+                         ELSE 'due' END AS state \
+             FROM orders o WHERE o.id = $1 FOR UPDATE",
+        )
+        .bind::<BigInt, _>(order_id)
+        .get_result(conn)
+        .await
+        .optional()?;
+        match due.as_ref().map(|d| d.state.as_str()) {
+            None | Some("settled") => Ok(Some(Transition::AlreadySettled)),
+            Some("due") => cancel_pending(conn, order_id, "RESERVATION_EXPIRED", hooks)
+                .await
+                .map(Some),
+            _ => Ok(None),
+        }
+    })
+    .await
 }
 
 async fn locked(conn: &mut AsyncPgConnection, id: i64) -> Result<Order, AdminError> {
@@ -180,14 +276,14 @@ pub async fn cancel(
                             "The order's payment is being processed; retry in a moment.",
                         ));
                     }
-                    orders::cancel_pending(conn, id, reason, hooks).await?;
+                    cancel_pending(conn, id, reason, hooks).await?;
                 }
                 "PAID" => {
                     let remaining = order.total_minor - order.refunded_minor;
                     if remaining > 0 {
                         refund_through(payments, &order, remaining).await?;
                     }
-                    crate::checkout::inventory::restock(conn, id).await?;
+                    inventory::restock(conn, id).await?;
                     diesel::update(o::table.find(id))
                         .set((
                             o::status.eq("CANCELLED"),
@@ -206,7 +302,7 @@ pub async fn cancel(
             audit::record(conn, actor, "orderCancel", "Order", Some(id.to_string()),
                 json!({ "from": order.status, "status": "CANCELLED", "reason": reason })).await?;
             let from = order.status.clone();
-            Ok((orders::by_id(conn, id).await?.unwrap_or(order), from))
+            Ok((super::by_id(conn, id).await?.unwrap_or(order), from))
         })
         .await?;
     if from == "PENDING_PAYMENT"

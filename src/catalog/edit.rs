@@ -7,8 +7,8 @@ use diesel::sql_types::{Array, BigInt, Bool, Int4, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 
-use super::{Actor, AdminError, MAX_BULK, UserError, audit, constraint, too_many};
 use crate::catalog::writer::{self, ProductDraft, UpsertCounts};
+use crate::partners::{Actor, AdminError, MAX_BULK, UserError, audit, constraint, too_many};
 
 #[derive(QueryableByName)]
 struct Id {

@@ -9,6 +9,10 @@
 //! every row it meant to: a DENY variant's available stock cannot go below zero.
 //! The trigger of migration 000003 keeps `product_variants.available` in step.
 
+pub mod levels;
+
+use crate::partners::webhooks;
+
 use std::collections::BTreeMap;
 
 use diesel::prelude::*;
@@ -292,6 +296,40 @@ pub async fn record(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// After a sale reserved `wants`: `inventory.low` for each variant it took below
+/// `threshold` (one statement, and none when no one subscribes to the topic).
+pub async fn notify_low_after_sale(
+    topics: &webhooks::TopicCache,
+    conn: &mut AsyncPgConnection,
+    wants: &[Want],
+    threshold: i64,
+) -> QueryResult<()> {
+    if !topics.has(conn, "INVENTORY_LOW").await? {
+        return Ok(());
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Crossed {
+        #[diesel(sql_type = diesel::sql_types::Int8)]
+        id: i64,
+        #[diesel(sql_type = diesel::sql_types::Int8)]
+        available: i64,
+    }
+    let ids: Vec<i64> = wants.iter().map(|w| w.variant_id).collect();
+    let quantities: Vec<i64> = wants.iter().map(|w| w.quantity).collect();
+    let crossed: Vec<Crossed> = diesel::sql_query(
+        "SELECT v.id, v.available FROM product_variants v \
+         JOIN unnest($1::int8[], $2::int8[]) AS w (id, q) ON w.id = v.id \
+         WHERE v.available < $3 AND v.available + w.q >= $3",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(&ids)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(&quantities)
+    .bind::<diesel::sql_types::BigInt, _>(threshold)
+    .load(conn)
+    .await?;
+    let crossed: Vec<(i64, i64)> = crossed.iter().map(|c| (c.id, c.available)).collect();
+    webhooks::inventory_low(conn, &crossed, threshold).await
 }
 
 #[cfg(test)]

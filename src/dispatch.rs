@@ -1,48 +1,17 @@
-//! What each kind of job does. Every handler is idempotent: it may run more than once
-//! for one job (at-least-once delivery), and the second run changes nothing.
+//! The job dispatch table: what each kind of job does. The queue ([`crate::jobs`]) stores,
+//! claims and retries jobs without knowing what they do; this table, beside [`crate::app`],
+//! maps each [`Kind`] to the domain function that does the work, so the queue depends on
+//! no domain and every domain can enqueue jobs. Every handler is idempotent: it may run
+//! more than once for one job (at-least-once delivery), and the second run changes nothing.
 
 use std::sync::Arc;
 use tracing::Instrument;
 
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
-
-use super::Kind;
-use super::worker::ClaimedJob;
-use crate::checkout::{self, documents, orders};
 use crate::db::PgPool;
-use crate::db::schema::orders as orders_table;
-use crate::mail::{Email, Mailer};
-
-/// Why a job failed.
-#[derive(Debug, Clone)]
-pub struct JobError {
-    pub message: String,
-    /// Retrying cannot help (bad payload): the job goes to the dead letters at once.
-    pub permanent: bool,
-}
-
-impl JobError {
-    pub fn retry(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            permanent: false,
-        }
-    }
-
-    pub fn permanent(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            permanent: true,
-        }
-    }
-}
-
-impl From<diesel::result::Error> for JobError {
-    fn from(e: diesel::result::Error) -> Self {
-        JobError::retry(format!("database: {e}"))
-    }
-}
+use crate::jobs::worker::ClaimedJob;
+use crate::jobs::{Handler, JobError, Kind};
+use crate::mail::Mailer;
+use crate::orders::{documents, payment_events, transitions};
 
 /// What handlers need.
 pub struct Handlers {
@@ -50,11 +19,21 @@ pub struct Handlers {
     pub mailer: Option<Mailer>,
     pub shop_url: String,
     /// Where order events go (`ORDER_WEBHOOK_URLS`, partners' subscriptions).
-    pub hooks: crate::checkout::events::Hooks,
+    pub hooks: crate::orders::events::Hooks,
     /// Signs outgoing webhooks (`ORDER_WEBHOOK_SECRET`).
     pub webhook_secret: Option<String>,
     pub http: reqwest::Client,
     pub shop_currency: String,
+}
+
+impl Handler for Handlers {
+    fn run<'a>(
+        &'a self,
+        kind: Kind,
+        job: &'a ClaimedJob,
+    ) -> futures::future::BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(self.dispatch(kind, job))
+    }
 }
 
 impl Handlers {
@@ -66,34 +45,32 @@ impl Handlers {
         Ok(Arc::new(Self {
             pool,
             mailer,
-            shop_url: config.shop_url.clone(),
-            shop_currency: config.shop_currency.clone(),
+            shop_url: config.shop.url.clone(),
+            shop_currency: config.shop.currency.clone(),
             hooks: config.checkout.hooks.clone(),
-            webhook_secret: config.order_webhook_secret.clone(),
+            webhook_secret: config.partners.order_webhook_secret.clone(),
             http: reqwest::Client::builder()
-                .timeout(config.webhook_timeout)
+                .timeout(config.partners.webhook_timeout)
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("commerce-gateway/", env!("CARGO_PKG_VERSION")))
                 .build()?,
         }))
     }
 
-    pub async fn run(&self, kind: Kind, job: &ClaimedJob) -> Result<(), JobError> {
+    async fn dispatch(&self, kind: Kind, job: &ClaimedJob) -> Result<(), JobError> {
         match kind {
             Kind::PaymentEvent => {
                 let provider = str_field(job, "provider")?;
                 let event_id = str_field(job, "event_id")?;
                 let mut conn = self.connection().await?;
-                match checkout::process_payment_event(&mut conn, &provider, &event_id, &self.hooks)
-                    .await?
-                {
-                    checkout::EventOutcome::Done(outcome) => {
+                match payment_events::process(&mut conn, &provider, &event_id, &self.hooks).await? {
+                    payment_events::EventOutcome::Done(outcome) => {
                         tracing::info!(job = job.id, %outcome, "payment event processed");
                         Ok(())
                     }
                     // Retried with backoff; after the last attempt it waits in the dead
                     // letters, visible, instead of being dropped.
-                    checkout::EventOutcome::OrderNotYetKnown => {
+                    payment_events::EventOutcome::OrderNotYetKnown => {
                         Err(JobError::retry("no order has this payment reference (yet)"))
                     }
                 }
@@ -101,12 +78,12 @@ impl Handlers {
             Kind::ExpireReservation => {
                 let order_id = id_field(job, "order_id")?;
                 let mut conn = self.connection().await?;
-                match orders::expire(&mut conn, order_id, &self.hooks).await? {
-                    Some(orders::Transition::Applied) => {
+                match transitions::expire(&mut conn, order_id, &self.hooks).await? {
+                    Some(transitions::Transition::Applied) => {
                         tracing::info!(order = order_id, "unpaid order expired; stock released");
                         Ok(())
                     }
-                    Some(orders::Transition::AlreadySettled) => Ok(()),
+                    Some(transitions::Transition::AlreadySettled) => Ok(()),
                     // Not due yet (the job ran early): try again when it is.
                     None => Err(JobError::retry("the reservation has not expired yet")),
                 }
@@ -120,29 +97,21 @@ impl Handlers {
             Kind::ImportCsv => {
                 // Takes its own connections (one importing, one writing progress).
                 let import_id = id_field(job, "import_id")?;
-                super::imports::run(&self.pool, import_id, &self.shop_currency)
+                crate::catalog::import_jobs::run(&self.pool, import_id, &self.shop_currency)
                     .await
                     .map_err(JobError::permanent)
             }
             Kind::ExportCsv => {
                 let export_id = id_field(job, "export_id")?;
                 let mut conn = self.connection().await?;
-                crate::admin::export::run(&mut conn, export_id, &self.shop_currency)
+                crate::catalog::export::run(&mut conn, export_id, &self.shop_currency)
                     .await
                     .map_err(|e| JobError::retry(e.to_string()))
             }
             Kind::Invoice => {
                 let order_id = id_field(job, "order_id")?;
                 let mut conn = self.connection().await?;
-                let Some(order) = orders::by_id(&mut conn, order_id).await? else {
-                    return Ok(());
-                };
-                let lines = orders::lines_of(&mut conn, order_id).await?;
-                diesel::update(orders_table::table.find(order_id))
-                    .filter(orders_table::invoice_html.is_null())
-                    .set(orders_table::invoice_html.eq(documents::invoice_html(&order, &lines)))
-                    .execute(&mut conn)
-                    .await?;
+                documents::store_invoice(&mut conn, order_id).await?;
                 Ok(())
             }
         }
@@ -167,7 +136,7 @@ impl Handlers {
         let secret = match job.payload.get("subscription_id").and_then(|v| v.as_i64()) {
             Some(id) => {
                 let mut conn = self.connection().await?;
-                match crate::admin::webhooks::secret_of(&mut conn, id).await? {
+                match crate::partners::webhooks::secret_of(&mut conn, id).await? {
                     Some(secret) => secret,
                     None => return Ok(()),
                 }
@@ -232,49 +201,17 @@ impl Handlers {
         }
     }
 
-    /// Sends the confirmation once: an order whose `confirmation_sent_at` is set is
-    /// skipped. The mark is written after the SMTP server accepted the message, so a
-    /// worker killed between the two sends it again on retry (with the same Message-ID).
     async fn send_confirmation(
         &self,
         conn: &mut diesel_async::AsyncPgConnection,
         order_id: i64,
     ) -> Result<(), JobError> {
-        let Some(order) = orders::by_id(conn, order_id).await? else {
-            return Ok(());
-        };
-        if order.confirmation_sent_at.is_some() {
-            return Ok(());
-        }
-        let Some(mailer) = &self.mailer else {
-            tracing::warn!(
-                order = order.number,
-                "SMTP_URL is not set; order confirmation not sent"
-            );
-            return Ok(());
-        };
-        let lines = orders::lines_of(conn, order_id).await?;
-        let (subject, text, html) = documents::confirmation_email(&order, &lines, &self.shop_url);
-        let host = url::Url::parse(&self.shop_url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_else(|| "localhost".into());
-        mailer
-            .send(Email {
-                to: &order.email,
-                subject: &subject,
-                text,
-                html,
-                message_id: format!("<order-{}-confirmation@{host}>", order.number),
-            })
+        documents::send_confirmation(conn, self.mailer.as_ref(), &self.shop_url, order_id)
             .await
-            .map_err(|e| JobError::retry(format!("SMTP: {e}")))?;
-        diesel::update(orders_table::table.find(order_id))
-            .set(orders_table::confirmation_sent_at.eq(diesel::dsl::now))
-            .execute(conn)
-            .await?;
-        tracing::info!(order = order.number, "order confirmation sent");
-        Ok(())
+            .map_err(|e| match e {
+                documents::SendError::Db(e) => e.into(),
+                documents::SendError::Smtp(e) => JobError::retry(format!("SMTP: {e}")),
+            })
     }
 }
 
