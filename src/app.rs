@@ -121,8 +121,12 @@ impl App {
                     &mut conn,
                     &cart_token,
                     &input,
-                    &app.config.checkout,
-                    &app.cart_rules(),
+                    &checkout::Rules {
+                        checkout: &app.config.checkout,
+                        cart: app.cart_rules(),
+                        orders: &app.config.orders,
+                        inventory: &app.config.inventory,
+                    },
                     app.payments.default_provider().as_ref(),
                 )
                 .await;

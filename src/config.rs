@@ -22,7 +22,7 @@ use crate::cache::{CacheSettings, PersistedQueryMode};
 use crate::db::DbSettings;
 use crate::ratelimit::{BucketSpec, IpNet};
 use crate::telemetry::metrics::MetricsSettings;
-use crate::{cart, checkout, jobs, mail, orders, partners, payments, ratelimit};
+use crate::{cart, checkout, inventory, jobs, mail, orders, partners, payments, ratelimit};
 
 /// Limits applied to every GraphQL document before it runs. Each one has the name that
 /// appears in the error code a client receives when it is exceeded.
@@ -145,6 +145,8 @@ pub struct Config {
     pub rate_limits: ratelimit::Settings,
     pub cart: cart::Settings,
     pub checkout: checkout::Settings,
+    pub orders: orders::Settings,
+    pub inventory: inventory::Settings,
     pub payments: payments::Settings,
     pub mail: mail::Settings,
     pub partners: partners::Settings,
@@ -177,6 +179,10 @@ impl Config {
                 max_quantity: parse("MAX_LINE_QUANTITY", d.cart.max_quantity)?,
             },
             checkout: checkout_from_env(&d.checkout)?,
+            orders: orders_from_env()?,
+            inventory: inventory::Settings {
+                low_threshold: parse("INVENTORY_LOW_THRESHOLD", d.inventory.low_threshold)?,
+            },
             payments: payments::Settings {
                 webhook_secret: var("PAYMENT_WEBHOOK_SECRET"),
                 webhook_tolerance: Duration::from_secs(parse(
@@ -209,7 +215,7 @@ impl Config {
 
     /// Checks that span several modules' settings.
     fn validated(self) -> anyhow::Result<Self> {
-        if !self.checkout.hooks.urls.is_empty() && self.partners.order_webhook_secret.is_none() {
+        if !self.orders.hooks.urls.is_empty() && self.partners.order_webhook_secret.is_none() {
             bail!("ORDER_WEBHOOK_URLS needs ORDER_WEBHOOK_SECRET to sign the deliveries");
         }
         Ok(self)
@@ -388,6 +394,17 @@ fn parse_plans(spec: &str) -> anyhow::Result<Vec<(String, BucketSpec)>> {
 }
 
 fn checkout_from_env(d: &checkout::Settings) -> anyhow::Result<checkout::Settings> {
+    Ok(checkout::Settings {
+        tax_rate_bps: parse("TAX_RATE_BPS", d.tax_rate_bps)?,
+        shipping_methods: match var("SHIPPING_METHODS") {
+            Some(spec) => checkout::parse_shipping_methods(&spec)?,
+            None => d.shipping_methods.clone(),
+        },
+        reservation_ttl: secs("RESERVATION_TTL_SECS", d.reservation_ttl)?,
+    })
+}
+
+fn orders_from_env() -> anyhow::Result<orders::Settings> {
     let order_webhook_urls = list("ORDER_WEBHOOK_URLS");
     for u in &order_webhook_urls {
         let parsed =
@@ -396,15 +413,8 @@ fn checkout_from_env(d: &checkout::Settings) -> anyhow::Result<checkout::Setting
             bail!("ORDER_WEBHOOK_URLS entry {u:?} must be an http(s) URL");
         }
     }
-    Ok(checkout::Settings {
-        tax_rate_bps: parse("TAX_RATE_BPS", d.tax_rate_bps)?,
-        shipping_methods: match var("SHIPPING_METHODS") {
-            Some(spec) => checkout::parse_shipping_methods(&spec)?,
-            None => d.shipping_methods.clone(),
-        },
-        reservation_ttl: secs("RESERVATION_TTL_SECS", d.reservation_ttl)?,
+    Ok(orders::Settings {
         hooks: orders::events::Hooks::new(order_webhook_urls),
-        inventory_low_threshold: parse("INVENTORY_LOW_THRESHOLD", d.inventory_low_threshold)?,
     })
 }
 

@@ -47,7 +47,7 @@ impl Handlers {
             mailer,
             shop_url: config.shop.url.clone(),
             shop_currency: config.shop.currency.clone(),
-            hooks: config.checkout.hooks.clone(),
+            hooks: config.orders.hooks.clone(),
             webhook_secret: config.partners.order_webhook_secret.clone(),
             http: reqwest::Client::builder()
                 .timeout(config.partners.webhook_timeout)

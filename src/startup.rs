@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use diesel::sql_types::BigInt;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use crate::app::App;
+use crate::catalog::writer;
 use crate::config::Config;
 use crate::db;
 
@@ -20,17 +20,9 @@ pub async fn prepare(config: Config) -> anyhow::Result<Arc<App>> {
         }
     }
     let mut conn = AsyncPgConnection::establish(&config.db.url).await?;
-    db::sync_shop_currency(&mut conn, &config.shop.currency).await?;
+    writer::sync_shop_currency(&mut conn, &config.shop.currency).await?;
     if config.startup.auto_seed_products > 0 {
-        #[derive(diesel::QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = BigInt)]
-            n: i64,
-        }
-        let count: Count = diesel::sql_query("SELECT count(*) AS n FROM products")
-            .get_result(&mut conn)
-            .await?;
-        if count.n == 0 {
+        if writer::product_count(&mut conn).await? == 0 {
             let report = crate::catalog::seed::seed(
                 &mut conn,
                 config.startup.auto_seed_products as usize,

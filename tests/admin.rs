@@ -1002,7 +1002,7 @@ async fn orders_webhooks_and_exports_for_partners() {
     let mut c = config(&db);
     c.rate_limits.plans = vec![("big".into(), bucket(1_000_000, 100_000.0))];
     c.jobs.worker.poll_interval = Duration::from_millis(50);
-    c.checkout.inventory_low_threshold = 5;
+    c.inventory.low_threshold = 5;
     // The partner's endpoint is on 127.0.0.1 (refused by default: see the SSRF test).
     c.partners.allow_private_targets = true;
     let (stop, rx) = tokio::sync::watch::channel(false);

@@ -24,7 +24,7 @@ async fn shop(reservation_ttl: Duration) -> Shop {
 async fn shop_with_hooks(reservation_ttl: Duration, hooks: Vec<String>) -> Shop {
     let db = TestDb::new(0).await;
     let mut config = config(&db);
-    config.checkout.hooks = commerce_gateway::orders::events::Hooks::new(hooks);
+    config.orders.hooks = commerce_gateway::orders::events::Hooks::new(hooks);
     config.partners.order_webhook_secret = Some("hook-secret".into());
     config.jobs.worker.backoff_base = Duration::from_millis(100);
     config.payments.webhook_secret = Some(SECRET.into());

@@ -8,26 +8,13 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 
 use crate::catalog::writer::{self, ProductDraft, UpsertCounts};
+use crate::inventory;
 use crate::partners::{Actor, AdminError, MAX_BULK, UserError, audit, constraint, too_many};
 
 #[derive(QueryableByName)]
 struct Id {
     #[diesel(sql_type = BigInt)]
     id: i64,
-}
-
-/// Locks the stock rows of `variant_ids` in (variant, location) order — checkout's order
-/// — before a write that touches the variants (or cascades to their stock), so it cannot
-/// deadlock with a checkout whose stock triggers update the same variants.
-async fn lock_stock_of(conn: &mut AsyncPgConnection, variant_ids: &[i64]) -> QueryResult<()> {
-    diesel::sql_query(
-        "SELECT 1 FROM inventory_levels WHERE variant_id = ANY($1) \
-         ORDER BY variant_id, location_id FOR UPDATE",
-    )
-    .bind::<Array<BigInt>, _>(variant_ids)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Checks a draft before it is written.
@@ -162,7 +149,7 @@ async fn upsert(
     draft: &ProductDraft,
     shop_currency: &str,
 ) -> Result<(i64, UpsertCounts), AdminError> {
-    let location = writer::default_location(conn).await?;
+    let location = inventory::default_location(conn).await?;
     let mut draft = draft.clone();
     draft.ensure_default_variant();
     let counts = writer::upsert_product(conn, &draft, shop_currency, location)
@@ -391,7 +378,7 @@ pub async fn delete_product(
                 .await?;
         let ids: Vec<i64> = variants.iter().map(|v| v.id).collect();
         // The delete cascades to the variants' stock rows.
-        lock_stock_of(conn, &ids).await?;
+        inventory::lock_stock_of(conn, &ids).await?;
         delete_row(conn, "products", "Product", "productDelete", id, actor).await
     })
     .await
@@ -460,7 +447,7 @@ pub async fn update_variants(
     sorted.sort_by_key(|p| p.id);
     let ids: Vec<i64> = sorted.iter().map(|p| p.id).collect();
     conn.transaction::<_, AdminError, _>(async |conn| {
-        lock_stock_of(conn, &ids).await?;
+        inventory::lock_stock_of(conn, &ids).await?;
         let mut missing = Vec::new();
         for (i, p) in sorted.iter().enumerate() {
             let n = diesel::sql_query(
@@ -541,7 +528,7 @@ pub async fn delete_variants(
         return Err(AdminError::Input(vec![too_many("variantsIds", ids.len())]));
     }
     conn.transaction::<_, AdminError, _>(async |conn| {
-        lock_stock_of(conn, ids).await?;
+        inventory::lock_stock_of(conn, ids).await?;
         #[derive(QueryableByName)]
         struct Count {
             #[diesel(sql_type = BigInt)]

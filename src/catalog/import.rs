@@ -12,8 +12,7 @@ use std::io::Read;
 use diesel_async::AsyncPgConnection;
 
 use super::writer::{
-    ImageDraft, ProductDraft, UpsertCounts, VariantDraft, default_location, upsert_product,
-    valid_handle,
+    ImageDraft, ProductDraft, UpsertCounts, VariantDraft, upsert_product, valid_handle,
 };
 use crate::money;
 
@@ -355,7 +354,7 @@ pub async fn import(
 ) -> anyhow::Result<ImportReport> {
     let mut report = ImportReport::default();
     let drafts = parse(reader, shop_currency, &mut report.rejected)?;
-    let location = default_location(conn).await?;
+    let location = crate::inventory::default_location(conn).await?;
     let total = drafts.len() as u64;
     progress(0, total);
     for (done, (line, mut draft)) in drafts.into_iter().enumerate() {

@@ -271,7 +271,8 @@ pub async fn seed(
         .expect("valid date");
 
     let categories = seed_categories(conn).await?;
-    let locations = seed_locations(conn).await?;
+    let locations =
+        crate::inventory::stock::add_locations(conn, &["Main warehouse", "Downtown store"]).await?;
     // Handles stay unique when seeding into a catalog that already has products.
     let offset: i64 = {
         #[derive(diesel::QueryableByName)]
@@ -550,15 +551,8 @@ async fn write_batch(conn: &mut AsyncPgConnection, b: ProductBatch) -> anyhow::R
         .execute(conn)
         .await?;
         let stock_variants: Vec<i64> = b.stock_variant_index.iter().map(|&i| variant_ids[i]).collect();
-        diesel::sql_query(
-            "INSERT INTO inventory_levels (variant_id, location_id, on_hand) \
-             SELECT * FROM unnest($1::int8[], $2::int8[], $3::int4[])",
-        )
-        .bind::<Array<BigInt>, _>(&stock_variants)
-        .bind::<Array<BigInt>, _>(&b.stock_location)
-        .bind::<Array<Int4>, _>(&b.stock_on_hand)
-        .execute(conn)
-        .await?;
+        crate::inventory::stock::insert_levels(conn, &stock_variants, &b.stock_location, &b.stock_on_hand)
+            .await?;
         Ok(())
     })
     .await
@@ -598,21 +592,6 @@ async fn seed_categories(conn: &mut AsyncPgConnection) -> anyhow::Result<Vec<Vec
         out.push(leaves);
     }
     Ok(out)
-}
-
-async fn seed_locations(conn: &mut AsyncPgConnection) -> anyhow::Result<Vec<i64>> {
-    #[derive(diesel::QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
-    let rows: Vec<Row> = diesel::sql_query(
-        "INSERT INTO locations (name) VALUES ('Main warehouse'), ('Downtown store') \
-         ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
-    )
-    .load(conn)
-    .await?;
-    Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
 /// Department collections, a front page and a sale collection, each with a manual order.

@@ -5,6 +5,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Int4, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
+use crate::inventory;
+
 /// A product as an import source describes it.
 #[derive(Debug, Clone, Default)]
 pub struct ProductDraft {
@@ -77,32 +79,6 @@ impl ProductDraft {
             self.option_names.push("Title".into());
         }
     }
-}
-
-/// The location stock is written to when none is named (the importer's and the admin
-/// API's). Read first: an upsert would lock the row for the rest of the caller's
-/// transaction and serialize every writer.
-pub async fn default_location(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
-    #[derive(QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
-    let found: Option<Id> =
-        diesel::sql_query("SELECT id FROM locations WHERE name = 'Main warehouse'")
-            .get_result(conn)
-            .await
-            .optional()?;
-    if let Some(row) = found {
-        return Ok(row.id);
-    }
-    let row: Id = diesel::sql_query(
-        "INSERT INTO locations (name) VALUES ('Main warehouse') \
-         ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
-    )
-    .get_result(conn)
-    .await?;
-    Ok(row.id)
 }
 
 /// What one upsert created and updated.
@@ -288,12 +264,7 @@ pub async fn upsert_product(
                 Some(Existing { id }) => {
                     // Stock rows before the variant row: the lock order checkouts use
                     // (their stock trigger updates the variant), so the two cannot deadlock.
-                    diesel::sql_query(
-                        "SELECT 1 FROM inventory_levels WHERE variant_id = $1 ORDER BY location_id FOR UPDATE",
-                    )
-                    .bind::<BigInt, _>(id)
-                    .execute(conn)
-                    .await?;
+                    inventory::lock_stock_of(conn, &[id]).await?;
                     diesel::sql_query(
                         "UPDATE product_variants SET product_id = $2, title = $3, barcode = $4, position = $5, \
                          option1 = $6, option2 = $7, option3 = $8, grams = $9, weight_unit = $10, \
@@ -357,15 +328,7 @@ pub async fn upsert_product(
             .execute(conn)
             .await?;
             if let Some(quantity) = v.inventory {
-                diesel::sql_query(
-                    "INSERT INTO inventory_levels (variant_id, location_id, on_hand) VALUES ($1, $2, $3) \
-                     ON CONFLICT (variant_id, location_id) DO UPDATE SET on_hand = EXCLUDED.on_hand, updated_at = now()",
-                )
-                .bind::<BigInt, _>(variant_id)
-                .bind::<BigInt, _>(location_id)
-                .bind::<Int4, _>(quantity)
-                .execute(conn)
-                .await?;
+                inventory::set_on_hand(conn, variant_id, location_id, quantity).await?;
             }
         }
         Ok(counts)
@@ -398,4 +361,64 @@ pub fn strip_html(html: &str) -> String {
         .replace("&#39;", "'")
         .replace("&nbsp;", " ");
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Adds a paid order's units to its products' `total_sales` (the best-selling sort).
+/// The products are locked in id order first, so two payments never deadlock on them.
+pub async fn count_sales(conn: &mut AsyncPgConnection, order_id: i64) -> QueryResult<()> {
+    use diesel::sql_types::BigInt;
+    diesel::sql_query(
+        "SELECT p.id FROM products p WHERE p.id IN \
+           (SELECT v.product_id FROM order_lines l JOIN product_variants v ON v.id = l.variant_id \
+            WHERE l.order_id = $1) ORDER BY p.id FOR NO KEY UPDATE",
+    )
+    .bind::<BigInt, _>(order_id)
+    .execute(conn)
+    .await?;
+    diesel::sql_query(
+        "UPDATE products p SET total_sales = p.total_sales + s.units \
+         FROM (SELECT v.product_id, sum(l.quantity)::int8 AS units FROM order_lines l \
+               JOIN product_variants v ON v.id = l.variant_id WHERE l.order_id = $1 GROUP BY 1) s \
+         WHERE p.id = s.product_id",
+    )
+    .bind::<BigInt, _>(order_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records `SHOP_CURRENCY` in `shop_settings`; when it changed, the price bounds the
+/// triggers keep in that currency are recomputed for every product.
+pub async fn sync_shop_currency(conn: &mut AsyncPgConnection, currency: &str) -> QueryResult<bool> {
+    use crate::db::schema::shop_settings as s;
+    // One transaction: a crash between the two statements must not leave the bounds in
+    // the old currency with the setting already changed.
+    let changed = conn
+        .transaction::<_, diesel::result::Error, _>(async |conn| {
+            let changed = diesel::update(s::table.filter(s::currency.ne(currency)))
+                .set(s::currency.eq(currency))
+                .execute(conn)
+                .await?;
+            if changed > 0 {
+                diesel::sql_query(
+                    "SELECT refresh_product_price_bounds(ARRAY(SELECT id FROM products))",
+                )
+                .execute(conn)
+                .await?;
+            }
+            Ok(changed > 0)
+        })
+        .await?;
+    if changed {
+        tracing::info!(%currency, "shop currency changed: price bounds recomputed");
+    }
+    Ok(changed)
+}
+
+/// How many products the store has (drafts included).
+pub async fn product_count(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
+    crate::db::schema::products::table
+        .count()
+        .get_result(conn)
+        .await
 }

@@ -27,12 +27,12 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use crate::cart::{self, CartRules};
 use crate::db::DbError;
-use crate::db::schema::carts;
-use crate::orders::{self, Order, events};
+use crate::inventory;
+use crate::orders::{self, Order};
 use crate::payments::{Authorization, PaymentProvider};
 use outcome::{note_payment, user_error};
 use pricing::totals;
@@ -47,8 +47,7 @@ pub struct ShippingMethod {
     pub price: String,
 }
 
-/// Checkout settings (`TAX_RATE_BPS`, `SHIPPING_METHODS`, `RESERVATION_TTL_SECS`,
-/// `ORDER_WEBHOOK_URLS`, `INVENTORY_LOW_THRESHOLD`).
+/// Checkout settings (`TAX_RATE_BPS`, `SHIPPING_METHODS`, `RESERVATION_TTL_SECS`).
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// `TAX_RATE_BPS`: tax on taxable lines, in basis points, added to the total.
@@ -57,11 +56,15 @@ pub struct Settings {
     pub shipping_methods: Vec<ShippingMethod>,
     /// `RESERVATION_TTL_SECS`: how long an unpaid order holds its stock.
     pub reservation_ttl: Duration,
-    /// `ORDER_WEBHOOK_URLS` and partners' subscriptions: where order events go.
-    pub hooks: events::Hooks,
-    /// `INVENTORY_LOW_THRESHOLD`: an `INVENTORY_LOW` webhook fires when a sale takes a
-    /// variant's available stock below this.
-    pub inventory_low_threshold: i64,
+}
+
+/// What a checkout follows besides the buyer's input: its own settings and those of the
+/// modules it calls.
+pub struct Rules<'a> {
+    pub checkout: &'a Settings,
+    pub cart: CartRules<'a>,
+    pub orders: &'a orders::Settings,
+    pub inventory: &'a inventory::Settings,
 }
 
 impl Default for Settings {
@@ -71,8 +74,6 @@ impl Default for Settings {
             shipping_methods: parse_shipping_methods(DEFAULT_SHIPPING_METHODS)
                 .expect("the default shipping methods parse"),
             reservation_ttl: Duration::from_secs(900),
-            hooks: events::Hooks::new(vec![]),
-            inventory_low_threshold: 5,
         }
     }
 }
@@ -104,15 +105,6 @@ pub fn parse_shipping_methods(spec: &str) -> anyhow::Result<Vec<ShippingMethod>>
         anyhow::bail!("SHIPPING_METHODS must name at least one method");
     }
     Ok(methods)
-}
-
-fn random_token(len: usize) -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
 }
 
 /// Errors inside the checkout transaction: a user error rolls back like a failure.
@@ -157,11 +149,10 @@ pub async fn complete(
     conn: &mut AsyncPgConnection,
     cart_token: &str,
     input: &CheckoutInput,
-    settings: &Settings,
-    rules: &CartRules<'_>,
+    rules: &Rules<'_>,
     provider: &dyn PaymentProvider,
 ) -> Result<CheckoutOutcome, DbError> {
-    let errors = validate(input, settings);
+    let errors = validate(input, rules.checkout);
     if !errors.is_empty() {
         return Ok(CheckoutOutcome::rejected(errors));
     }
@@ -195,8 +186,8 @@ pub async fn complete(
             "The cart is empty.",
         )]));
     }
-    let priced = cart::priced(conn, snap.cart.clone(), snap.lines.clone(), rules).await?;
-    let expected = match totals(&priced, input, settings) {
+    let priced = cart::priced(conn, snap.cart.clone(), snap.lines.clone(), &rules.cart).await?;
+    let expected = match totals(&priced, input, rules.checkout) {
         Ok(t) => t,
         Err(e) => return Ok(CheckoutOutcome::rejected(vec![e])),
     };
@@ -240,7 +231,6 @@ pub async fn complete(
         snap,
         cart_token,
         input,
-        settings,
         rules,
         &authorized,
         provider.name(),
@@ -287,8 +277,7 @@ async fn run_transaction(
     snap: cart::CartSnapshot,
     cart_token: &str,
     input: &CheckoutInput,
-    settings: &Settings,
-    rules: &CartRules<'_>,
+    rules: &Rules<'_>,
     authorized: &Authorized,
     provider_name: &str,
 ) -> Result<CheckoutOutcome, DbError> {
@@ -304,7 +293,6 @@ async fn run_transaction(
                     snap,
                     cart_token,
                     input,
-                    settings,
                     rules,
                     authorized,
                     provider_name,
@@ -353,15 +341,10 @@ async fn order_cart_token(
     conn: &mut AsyncPgConnection,
     order: &Order,
 ) -> QueryResult<Option<String>> {
-    let Some(cart_id) = order.cart_id else {
-        return Ok(None);
-    };
-    carts::table
-        .find(cart_id)
-        .select(carts::token)
-        .first(conn)
-        .await
-        .optional()
+    match order.cart_id {
+        Some(cart_id) => cart::token_of(conn, cart_id).await,
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -2,19 +2,14 @@
 //! stock, complete the cart, enqueue the order's jobs. One transaction on the primary.
 
 use chrono::Utc;
-use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::AsyncPgConnection;
 
 use super::outcome::user_error;
 use super::pricing::{Totals, totals};
-use super::{
-    Authorized, CheckoutErrorCode, CheckoutInput, Settings, TxError, key_reused, random_token,
-};
-use crate::cart::{self, CartRules};
-use crate::db::schema::orders as ot;
+use super::{Authorized, CheckoutErrorCode, CheckoutInput, Rules, TxError, key_reused};
+use crate::cart;
 use crate::inventory;
-use crate::jobs::{self, Kind, NewJob};
-use crate::orders::{self, Order, events};
+use crate::orders::{self, Order};
 
 /// The order and, when this transaction created it, its lines.
 type Created = (Order, Option<Vec<orders::OrderLine>>);
@@ -36,8 +31,7 @@ pub(super) async fn complete_in_tx(
     seen: Option<cart::CartSnapshot>,
     cart_token: &str,
     input: &CheckoutInput,
-    settings: &Settings,
-    rules: &CartRules<'_>,
+    rules: &Rules<'_>,
     authorized: &Authorized,
     provider_name: &str,
 ) -> Result<Created, TxError> {
@@ -86,7 +80,7 @@ pub(super) async fn complete_in_tx(
         return Err(reject(EmptyCart, &["cartId"], "The cart is empty."));
     }
     // Re-priced from current prices; lines whose merchandise left the catalog refuse.
-    let priced = cart::priced(conn, cart, snap.lines, rules).await?;
+    let priced = cart::priced(conn, cart, snap.lines, &rules.cart).await?;
     let titles = &priced.product_titles;
     let unavailable: Vec<String> = priced
         .lines
@@ -105,7 +99,7 @@ pub(super) async fn complete_in_tx(
         e.lines = unavailable;
         return Err(TxError::Rejected(vec![e]));
     }
-    let totals = totals(&priced, input, settings).map_err(|e| TxError::Rejected(vec![e]))?;
+    let totals = totals(&priced, input, rules.checkout).map_err(|e| TxError::Rejected(vec![e]))?;
     if totals.total != authorized.amount || totals.currency != authorized.currency {
         return Err(reject(
             PriceChanged,
@@ -121,33 +115,30 @@ pub(super) async fn complete_in_tx(
         total,
         method,
     } = totals;
-    let reference = authorized.reference.clone();
-    // The order.
     let reserved_until = Utc::now()
-        + chrono::Duration::from_std(settings.reservation_ttl)
+        + chrono::Duration::from_std(rules.checkout.reservation_ttl)
             .unwrap_or(chrono::Duration::minutes(15));
     let address = serde_json::to_value(&input.shipping_address).expect("an address serializes");
-    let order: Order = diesel::insert_into(ot::table)
-        .values((
-            ot::access_token.eq(random_token(40)),
-            ot::idempotency_key.eq(&input.idempotency_key),
-            ot::cart_id.eq(priced.cart.id),
-            ot::email.eq(input.email.trim()),
-            ot::currency.eq(&currency),
-            ot::subtotal_minor.eq(subtotal),
-            ot::shipping_minor.eq(shipping_minor),
-            ot::tax_minor.eq(tax_minor),
-            ot::total_minor.eq(total),
-            ot::shipping_method.eq(&method),
-            ot::shipping_address.eq(&address),
-            ot::payment_provider.eq(provider_name),
-            ot::payment_reference.eq(&reference),
-            ot::reserved_until.eq(reserved_until),
-        ))
-        .returning(Order::as_returning())
-        .get_result(conn)
-        .await?;
-    let lines = insert_lines(conn, order.id, &priced).await?;
+    let (order, lines) = orders::create(
+        conn,
+        &orders::NewOrder {
+            idempotency_key: &input.idempotency_key,
+            cart_id: priced.cart.id,
+            email: input.email.trim(),
+            currency: &currency,
+            subtotal_minor: subtotal,
+            shipping_minor,
+            tax_minor,
+            total_minor: total,
+            shipping_method: &method,
+            shipping_address: &address,
+            payment_provider: provider_name,
+            payment_reference: &authorized.reference,
+            reserved_until,
+        },
+        &order_lines(&priced),
+    )
+    .await?;
     // Reserve stock, all lines or none. Done last, so the rows of a hot variant are
     // locked only for the few statements before the commit.
     let wants: Vec<inventory::Want> = priced
@@ -190,90 +181,41 @@ pub(super) async fn complete_in_tx(
     };
     inventory::record(conn, order.id, &allocations).await?;
     inventory::notify_low_after_sale(
-        &settings.hooks.topics,
+        &rules.orders.hooks.topics,
         conn,
         &wants,
-        settings.inventory_low_threshold,
+        rules.inventory.low_threshold,
     )
     .await?;
     if !cart::mark_completed(conn, priced.cart.id, &version).await? {
         return Err(TxError::CartChanged);
     }
-    let id = serde_json::json!({ "order_id": order.id });
-    jobs::enqueue(
-        conn,
-        &[
-            NewJob::new(Kind::OrderConfirmation, id.clone()),
-            NewJob::new(Kind::ExpireReservation, id).at(reserved_until),
-        ],
-    )
-    .await?;
-    events::emit(conn, order.id, events::OrderEvent::Created, &settings.hooks).await?;
+    orders::placed(conn, &order, &rules.orders.hooks).await?;
     Ok((order, Some(lines)))
 }
 
-/// The order's lines: a snapshot of each cart line's merchandise and price, in one
-/// statement that returns them.
-async fn insert_lines(
-    conn: &mut AsyncPgConnection,
-    order_id: i64,
-    priced: &cart::PricedCart,
-) -> QueryResult<Vec<orders::OrderLine>> {
-    let n = priced.lines.len();
-    let mut variant_ids = Vec::with_capacity(n);
-    let mut product_titles = Vec::with_capacity(n);
-    let mut variant_titles = Vec::with_capacity(n);
-    let mut skus = Vec::with_capacity(n);
-    let mut quantities = Vec::with_capacity(n);
-    let mut unit_prices = Vec::with_capacity(n);
-    let mut totals = Vec::with_capacity(n);
-    let mut taxable = Vec::with_capacity(n);
-    let mut shipping = Vec::with_capacity(n);
-    for l in &priced.lines {
-        let v = &priced.variants[&l.variant_id];
-        variant_ids.push(v.id);
-        product_titles.push(
-            priced
-                .product_titles
-                .get(&v.product_id)
-                .cloned()
-                .unwrap_or_default(),
-        );
-        variant_titles.push(v.title.clone());
-        skus.push(v.sku.clone());
-        quantities.push(l.quantity);
-        unit_prices.push(v.price_minor);
-        totals.push(priced.line_total(l));
-        taxable.push(v.taxable);
-        shipping.push(v.requires_shipping);
-    }
-    use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
-    let mut lines: Vec<orders::OrderLine> = crate::db::sql::Prepared(
-        diesel::sql_query(
-            "INSERT INTO order_lines (order_id, position, variant_id, product_title, \
-             variant_title, sku, quantity, unit_price_minor, total_minor, taxable, \
-             requires_shipping) \
-             SELECT $1, t.n, t.v, t.pt, t.vt, t.sku, t.q, t.up, t.tot, t.tax, t.ship \
-             FROM unnest($2::int8[], $3::text[], $4::text[], $5::text[], $6::int4[], \
-                         $7::int8[], $8::int8[], $9::bool[], $10::bool[]) \
-                  WITH ORDINALITY AS t (v, pt, vt, sku, q, up, tot, tax, ship, n) \
-             ORDER BY t.n \
-             RETURNING id, order_id, position, variant_id, product_title, variant_title, sku, \
-                       quantity, unit_price_minor, total_minor, taxable, requires_shipping",
-        )
-        .bind::<BigInt, _>(order_id)
-        .bind::<Array<BigInt>, _>(&variant_ids)
-        .bind::<Array<Text>, _>(&product_titles)
-        .bind::<Array<Text>, _>(&variant_titles)
-        .bind::<Array<Nullable<Text>>, _>(&skus)
-        .bind::<Array<Integer>, _>(&quantities)
-        .bind::<Array<BigInt>, _>(&unit_prices)
-        .bind::<Array<BigInt>, _>(&totals)
-        .bind::<Array<Bool>, _>(&taxable)
-        .bind::<Array<Bool>, _>(&shipping),
-    )
-    .load(conn)
-    .await?;
-    lines.sort_by_key(|l| l.position);
-    Ok(lines)
+/// The order's lines: a snapshot of each cart line's merchandise and its current price.
+fn order_lines(priced: &cart::PricedCart) -> Vec<orders::NewLine> {
+    priced
+        .lines
+        .iter()
+        .map(|l| {
+            let v = &priced.variants[&l.variant_id];
+            orders::NewLine {
+                variant_id: v.id,
+                product_title: priced
+                    .product_titles
+                    .get(&v.product_id)
+                    .cloned()
+                    .unwrap_or_default(),
+                variant_title: v.title.clone(),
+                sku: v.sku.clone(),
+                quantity: l.quantity,
+                unit_price_minor: v.price_minor,
+                total_minor: priced.line_total(l),
+                taxable: v.taxable,
+                requires_shipping: v.requires_shipping,
+            }
+        })
+        .collect()
 }

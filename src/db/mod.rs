@@ -581,40 +581,6 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Records `SHOP_CURRENCY` in `shop_settings`; when it changed, the price bounds the
-/// triggers keep in that currency are recomputed for every product.
-pub async fn sync_shop_currency(
-    conn: &mut AsyncPgConnection,
-    currency: &str,
-) -> diesel::QueryResult<bool> {
-    use diesel::sql_types::Text;
-    use diesel_async::RunQueryDsl;
-    // One transaction: a crash between the two statements must not leave the bounds in
-    // the old currency with the setting already changed.
-    let currency = currency.to_string();
-    let changed = conn
-        .transaction::<_, diesel::result::Error, _>(async |conn| {
-            let changed =
-                diesel::sql_query("UPDATE shop_settings SET currency = $1 WHERE currency <> $1")
-                    .bind::<Text, _>(&currency)
-                    .execute(conn)
-                    .await?;
-            if changed > 0 {
-                diesel::sql_query(
-                    "SELECT refresh_product_price_bounds(ARRAY(SELECT id FROM products))",
-                )
-                .execute(conn)
-                .await?;
-            }
-            Ok(changed > 0)
-        })
-        .await?;
-    if changed {
-        tracing::info!(%currency, "shop currency changed: price bounds recomputed");
-    }
-    Ok(changed)
-}
-
 /// A database URL with its password removed, for logs and errors.
 pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {

@@ -4,15 +4,16 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use async_graphql::dataloader::Loader;
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use diesel_async::AsyncPgConnection;
 use futures::future::BoxFuture;
 
-use super::scope::RequestScope;
+use super::scope::{PollGate, RequestScope};
 use crate::app::App;
-use crate::cache::tags;
+use crate::cache::tags::{self, TagSet};
 use crate::catalog::SimpleSort;
 use crate::catalog::models::ListedProduct;
 use crate::catalog::models::{Collection, Image, Product, ProductOption, ProductSummary, Variant};
@@ -21,12 +22,55 @@ use crate::catalog::{
     store,
 };
 use crate::content::{self, Menu, Page};
-use crate::db::DbError;
+use crate::db::{DbError, StatementCounter};
 use crate::pagination::PageArgs;
 
 pub struct CatalogLoader {
     pub app: Arc<App>,
     pub scope: Arc<RequestScope>,
+}
+
+/// Builds the data a request's resolvers read: the scope, the loaders and the gate that
+/// the request's execution must be wrapped in (see [`Gated`]).
+pub fn request_data(
+    app: &Arc<App>,
+) -> (
+    Arc<RequestScope>,
+    DataLoader<CatalogLoader, HashMapCache>,
+    Arc<PollGate>,
+) {
+    let scope = Arc::new(RequestScope {
+        route: OnceLock::new(),
+        country: OnceLock::new(),
+        currency: OnceLock::new(),
+        statements: StatementCounter::default(),
+        tags: TagSet::default(),
+        option_names: OnceLock::new(),
+    });
+    let gate = Arc::new(PollGate::default());
+    let batch_gate = gate.clone();
+    let loader = DataLoader::with_cache(
+        CatalogLoader {
+            app: app.clone(),
+            scope: scope.clone(),
+        },
+        move |batch| {
+            use tracing::Instrument;
+            let gate = batch_gate.clone();
+            // The batch's statements belong to the request's trace.
+            let span = tracing::Span::current();
+            tokio::spawn(
+                async move {
+                    gate.wait_idle().await;
+                    batch.await
+                }
+                .instrument(span),
+            )
+        },
+        HashMapCache::default(),
+    )
+    .delay(Duration::ZERO);
+    (scope, loader, gate)
 }
 
 pub type LoadError = Arc<DbError>;

@@ -364,7 +364,7 @@ async fn execute_inner(
             operation_name,
         };
     }
-    let (scope, loader, gate) = scope::request_data(app);
+    let (scope, loader, gate) = loaders::request_data(app);
     scope.note_document(&request.query);
     let admitted = match storefront.limits.admit(&mut request, &scope) {
         Err(error) => {

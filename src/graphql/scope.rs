@@ -5,12 +5,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use async_graphql::dataloader::{DataLoader, HashMapCache};
 use tokio::sync::Notify;
 
-use super::loaders::CatalogLoader;
 use crate::app::App;
 use crate::cache::tags::TagSet;
 use crate::db::{Route, StatementCounter};
@@ -149,47 +146,4 @@ impl<F> Drop for Gated<F> {
         self.gate.polling.store(false, Ordering::Release);
         self.gate.idle.notify_waiters();
     }
-}
-
-/// Builds the data a request's resolvers read: the scope, the loaders and the gate that
-/// the request's execution must be wrapped in (see [`Gated`]).
-pub fn request_data(
-    app: &Arc<App>,
-) -> (
-    Arc<RequestScope>,
-    DataLoader<CatalogLoader, HashMapCache>,
-    Arc<PollGate>,
-) {
-    let scope = Arc::new(RequestScope {
-        route: OnceLock::new(),
-        country: OnceLock::new(),
-        currency: OnceLock::new(),
-        statements: StatementCounter::default(),
-        tags: TagSet::default(),
-        option_names: OnceLock::new(),
-    });
-    let gate = Arc::new(PollGate::default());
-    let batch_gate = gate.clone();
-    let loader = DataLoader::with_cache(
-        CatalogLoader {
-            app: app.clone(),
-            scope: scope.clone(),
-        },
-        move |batch| {
-            use tracing::Instrument;
-            let gate = batch_gate.clone();
-            // The batch's statements belong to the request's trace.
-            let span = tracing::Span::current();
-            tokio::spawn(
-                async move {
-                    gate.wait_idle().await;
-                    batch.await
-                }
-                .instrument(span),
-            )
-        },
-        HashMapCache::default(),
-    )
-    .delay(Duration::ZERO);
-    (scope, loader, gate)
 }

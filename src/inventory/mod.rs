@@ -10,6 +10,22 @@
 //! The trigger of migration 000003 keeps `product_variants.available` in step.
 
 pub mod levels;
+pub mod stock;
+
+/// `INVENTORY_LOW_THRESHOLD`: an `INVENTORY_LOW` webhook fires when a sale or a partner's
+/// change takes a variant's available stock below this.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub low_threshold: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { low_threshold: 5 }
+    }
+}
+
+pub use stock::{default_location, lock_stock_of, set_on_hand};
 
 use crate::partners::webhooks;
 

@@ -3,11 +3,27 @@
 //! [`documents`] renders the confirmation email and the invoice, and [`payment_events`]
 //! turns a payment provider's webhooks into transitions.
 
+mod create;
 pub mod documents;
 pub mod events;
 pub mod payment_events;
 pub mod transitions;
 
+/// Where order events go (`ORDER_WEBHOOK_URLS`, and partners' subscriptions).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub hooks: events::Hooks,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            hooks: events::Hooks::new(vec![]),
+        }
+    }
+}
+
+pub use create::{NewLine, NewOrder, create, placed};
 pub use transitions::Transition;
 
 use chrono::{DateTime, Utc};

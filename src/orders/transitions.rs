@@ -56,7 +56,7 @@ pub async fn mark_paid(
             return Ok(Transition::AlreadySettled);
         }
         inventory::settle(conn, order_id, Settle::Sell).await?;
-        count_sales(conn, order_id).await?;
+        crate::catalog::writer::count_sales(conn, order_id).await?;
         events::emit(conn, order_id, OrderEvent::Paid, hooks).await?;
         jobs::enqueue(
             conn,
@@ -69,30 +69,6 @@ pub async fn mark_paid(
         Ok(Transition::Applied)
     })
     .await
-}
-
-/// Adds a paid order's units to `products.total_sales` (the BEST_SELLING sort), locking
-/// the products in id order first so concurrent payments cannot deadlock.
-async fn count_sales(conn: &mut AsyncPgConnection, order_id: i64) -> QueryResult<()> {
-    use diesel::sql_types::BigInt;
-    diesel::sql_query(
-        "SELECT p.id FROM products p WHERE p.id IN \
-           (SELECT v.product_id FROM order_lines l JOIN product_variants v ON v.id = l.variant_id \
-            WHERE l.order_id = $1) ORDER BY p.id FOR NO KEY UPDATE",
-    )
-    .bind::<BigInt, _>(order_id)
-    .execute(conn)
-    .await?;
-    diesel::sql_query(
-        "UPDATE products p SET total_sales = p.total_sales + s.units \
-         FROM (SELECT v.product_id, sum(l.quantity)::int8 AS units FROM order_lines l \
-               JOIN product_variants v ON v.id = l.variant_id WHERE l.order_id = $1 GROUP BY 1) s \
-         WHERE p.id = s.product_id",
-    )
-    .bind::<BigInt, _>(order_id)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// Cancels a pending order and releases its reservation.

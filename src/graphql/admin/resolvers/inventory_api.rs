@@ -142,7 +142,7 @@ async fn inventory_change(
     adjust: bool,
     reason: &str,
 ) -> Result<InventoryPayload> {
-    let threshold = app(ctx).config.checkout.inventory_low_threshold;
+    let threshold = app(ctx).config.inventory.low_threshold;
     let mut conn = primary(ctx).await?;
     let (levels, user_errors) =
         split(levels::apply(&mut conn, changes, adjust, reason, threshold, &actor(ctx)).await)?;

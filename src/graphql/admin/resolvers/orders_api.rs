@@ -104,7 +104,7 @@ impl OrdersMutation {
             id,
             &reason,
             &app.payments,
-            &app.config.checkout.hooks,
+            &app.config.orders.hooks,
             &actor(ctx),
         )
         .await;

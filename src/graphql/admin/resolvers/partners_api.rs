@@ -88,7 +88,7 @@ impl PartnersMutation {
         let (created, user_errors) = split(
             webhooks::create(&mut conn, &topic, &callback_url, allow_private, &actor(ctx)).await,
         )?;
-        app(ctx).config.checkout.hooks.topics.forget();
+        app(ctx).config.orders.hooks.topics.forget();
         let (sub, secret) = match created {
             Some((s, secret)) => (Some(s.into()), Some(secret)),
             None => (None, None),
@@ -108,7 +108,7 @@ impl PartnersMutation {
         let db_id = id_of("WebhookSubscription", &id)?;
         let mut conn = primary(ctx).await?;
         let r = webhooks::delete(&mut conn, db_id, owner(ctx), &actor(ctx)).await;
-        app(ctx).config.checkout.hooks.topics.forget();
+        app(ctx).config.orders.hooks.topics.forget();
         deleted(id, r, "webhook subscription")
     }
 
