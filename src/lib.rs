@@ -4,6 +4,7 @@
 //! [`cart`], [`checkout`], [`content`]) → infrastructure ([`db`], [`cache`], [`jobs`], [`mail`]). Dependencies point one way.
 
 pub mod app;
+pub mod breaker;
 pub mod cache;
 pub mod cart;
 pub mod catalog;

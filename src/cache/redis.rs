@@ -17,8 +17,7 @@
 //! missed it are never read again. An entry is stored in the epoch its computation began
 //! in, so one that straddles a move stays behind in the old epoch.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -26,9 +25,7 @@ use fred::prelude::*;
 use fred::types::Expiration;
 
 use super::CacheSettings;
-
-/// Failures in a row that open the breaker.
-const FAILURES_TO_OPEN: u32 = 3;
+use crate::breaker::Breaker;
 
 pub struct RedisTier {
     client: Client,
@@ -37,9 +34,9 @@ pub struct RedisTier {
     prefix: String,
     timeout: Duration,
     ttl: Duration,
-    breaker_open: Duration,
-    failures: AtomicU32,
-    open_until: Mutex<Option<Instant>>,
+    /// Open after repeated failures: requests skip Redis for `REDIS_BREAKER_OPEN_MS`.
+    breaker: Breaker,
+    breaker_open_ms: u64,
     /// The namespace of entries and tag marks (0 until the listener has read it).
     epoch: AtomicI64,
     pub errors: AtomicU64,
@@ -151,9 +148,8 @@ impl RedisTier {
             prefix: config.key_prefix.clone(),
             timeout,
             ttl: config.ttl,
-            breaker_open: config.breaker_open,
-            failures: AtomicU32::new(0),
-            open_until: Mutex::new(None),
+            breaker: Breaker::new(config.breaker_open),
+            breaker_open_ms: config.breaker_open.as_millis() as u64,
             epoch: AtomicI64::new(0),
             errors: AtomicU64::new(0),
             breaker_trips: AtomicU64::new(0),
@@ -187,43 +183,26 @@ impl RedisTier {
 
     /// Closed, or open long enough that one request may try (half-open).
     fn allowed(&self) -> bool {
-        let mut open = self.open_until.lock().unwrap_or_else(|e| e.into_inner());
-        match *open {
-            Some(until) if Instant::now() < until => false,
-            Some(_) => {
-                // Half-open: let this caller try; others wait for its verdict.
-                *open = Some(Instant::now() + self.breaker_open);
-                true
-            }
-            None => true,
-        }
+        self.breaker.allowed()
     }
 
     fn succeeded(&self) {
         self.successes.fetch_add(1, Ordering::Relaxed);
-        self.failures.store(0, Ordering::Relaxed);
-        let mut open = self.open_until.lock().unwrap_or_else(|e| e.into_inner());
-        if open.take().is_some() {
+        if self.breaker.succeeded() {
             tracing::info!("Redis answers again: cache tier closed its breaker");
         }
     }
 
     fn failed(&self, what: &str, error: &str) {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut open = self.open_until.lock().unwrap_or_else(|e| e.into_inner());
-        let half_open = open.is_some();
-        if n >= FAILURES_TO_OPEN || half_open {
-            if open.is_none() {
-                self.breaker_trips.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    what,
-                    error,
-                    open_ms = self.breaker_open.as_millis() as u64,
-                    "Redis failing: cache tier opens its breaker and answers from the database"
-                );
-            }
-            *open = Some(Instant::now() + self.breaker_open);
+        if self.breaker.failed() {
+            self.breaker_trips.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                what,
+                error,
+                open_ms = self.breaker_open_ms,
+                "Redis failing: cache tier opens its breaker and answers from the database"
+            );
         } else {
             tracing::debug!(what, error, "Redis command failed");
         }
@@ -278,11 +257,7 @@ impl RedisTier {
     }
 
     pub fn is_healthy(&self) -> bool {
-        self.open_until
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_none()
-            && self.client.is_connected()
+        self.breaker.is_closed() && self.client.is_connected()
     }
 
     /// The epoch and a fresh sequence number, for a computation about to read the

@@ -25,13 +25,18 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fred::prelude::*;
+
+use crate::breaker::Breaker;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+mod clients;
 mod settings;
+
+pub use clients::{address_key, client_ip, fingerprint};
 
 pub use settings::{BucketSpec, IpNet, Settings};
 
@@ -44,8 +49,7 @@ const BUCKET_SCRIPT: &str = include_str!("bucket.lua");
 /// number of live instances.
 const INSTANCES_SCRIPT: &str = include_str!("instances.lua");
 
-/// Failures in a row that open the breaker, and how long it stays open.
-const FAILURES_TO_OPEN: u32 = 3;
+/// How long the breaker stays open once Redis failed repeatedly.
 const BREAKER_OPEN: Duration = Duration::from_secs(1);
 /// How long a storefront lease may be used (its tokens were taken from the shared
 /// budget, so holding them longer never admits more; an unused rest is lost, which errs
@@ -116,7 +120,6 @@ struct LocalBucket {
 
 pub struct Limiter {
     client: Client,
-    server_down_logged: std::sync::atomic::AtomicBool,
     bucket_sha: Mutex<Option<String>>,
     instances_sha: Mutex<Option<String>>,
     prefix: String,
@@ -128,8 +131,8 @@ pub struct Limiter {
     configured_instances: u64,
     seen_instances: AtomicU64,
     instance_id: String,
-    failures: AtomicU32,
-    open_until: Mutex<Option<Instant>>,
+    /// Open after repeated Redis failures: decisions fall back at once for a second.
+    breaker: Breaker,
 }
 
 /// The class names of the storefront and authentication budgets.
@@ -212,7 +215,6 @@ impl Limiter {
         let instance_id = format!("{:016x}", rand::random::<u64>());
         Ok(Self {
             client,
-            server_down_logged: false.into(),
             bucket_sha: Mutex::new(None),
             instances_sha: Mutex::new(None),
             prefix: config.key_prefix.clone(),
@@ -223,8 +225,7 @@ impl Limiter {
             configured_instances: config.instances,
             seen_instances: AtomicU64::new(1),
             instance_id,
-            failures: AtomicU32::new(0),
-            open_until: Mutex::new(None),
+            breaker: Breaker::new(BREAKER_OPEN),
         })
     }
 
@@ -556,38 +557,22 @@ impl Limiter {
     }
 
     fn redis_ready(&self) -> bool {
-        let mut open = lock(&self.open_until);
-        match *open {
-            Some(until) if Instant::now() < until => false,
-            Some(_) => {
-                // Half-open: this caller tries; the others keep falling back meanwhile.
-                *open = Some(Instant::now() + BREAKER_OPEN);
-                true
-            }
-            None => true,
-        }
+        self.breaker.allowed()
     }
 
     fn succeeded(&self) {
-        self.failures.store(0, Ordering::Relaxed);
-        if lock(&self.open_until).take().is_some() {
-            self.server_down_logged.store(false, Ordering::Relaxed);
+        if self.breaker.succeeded() {
             tracing::info!("Redis answers again: rate limits use the shared budgets");
         }
     }
 
     fn failed(&self, error: &str) {
-        let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut open = lock(&self.open_until);
-        if n >= FAILURES_TO_OPEN || open.is_some() {
-            *open = Some(Instant::now() + BREAKER_OPEN);
-            if !self.server_down_logged.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    error,
-                    instances = self.instances(),
-                    "Redis unreachable: each gateway enforces its share of every rate limit"
-                );
-            }
+        if self.breaker.failed() {
+            tracing::warn!(
+                error,
+                instances = self.instances(),
+                "Redis unreachable: each gateway enforces its share of every rate limit"
+            );
         }
     }
 
@@ -666,7 +651,7 @@ impl Limiter {
 
     /// Whether Redis answers (for `/readyz`).
     pub fn redis_healthy(&self) -> bool {
-        lock(&self.open_until).is_none() && self.client.is_connected()
+        self.breaker.is_closed() && self.client.is_connected()
     }
 }
 
@@ -692,101 +677,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The address a request comes from: the peer, or — when the peer is a trusted proxy —
-/// the rightmost address of `X-Forwarded-For` that is not itself a trusted proxy.
-pub fn client_ip(
-    peer: Option<std::net::IpAddr>,
-    forwarded_for: Option<&str>,
-    trusted: &[IpNet],
-) -> Option<std::net::IpAddr> {
-    let peer = peer?;
-    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
-    if !is_trusted(peer) {
-        return Some(peer);
-    }
-    let Some(header) = forwarded_for else {
-        return Some(peer);
-    };
-    let mut last = peer;
-    for hop in header.rsplit(',') {
-        let hop = hop.trim();
-        // `for=` style values and ports are not part of X-Forwarded-For; a bad entry
-        // ends the walk at the last good address.
-        let Ok(ip) = hop.parse::<std::net::IpAddr>() else {
-            return Some(last);
-        };
-        if !is_trusted(ip) {
-            return Some(ip);
-        }
-        last = ip;
-    }
-    Some(last)
-}
-
-/// The bucket key of an address: IPv4 as it is, IPv6 by its /64 (one subscriber's
-/// allocation: otherwise anyone with a /64 would have endless buckets).
-pub fn address_key(ip: std::net::IpAddr) -> String {
-    match ip {
-        std::net::IpAddr::V4(v4) => v4.to_string(),
-        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-    }
-}
-
-/// A short, non-reversible name for a secret used as a bucket key (tokens never reach
-/// Redis or the logs).
-pub fn fingerprint(secret: &str) -> String {
-    use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(secret.as_bytes())[..12])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let trusted = vec![IpNet::parse("10.0.0.0/8").unwrap()];
-        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
-        // An untrusted peer's header is ignored.
-        assert_eq!(
-            client_ip(Some(ip("203.0.113.9")), Some("1.2.3.4"), &trusted),
-            Some(ip("203.0.113.9"))
-        );
-        // A trusted peer: the rightmost untrusted hop (a client cannot prepend its way in).
-        assert_eq!(
-            client_ip(
-                Some(ip("10.0.0.2")),
-                Some("6.6.6.6, 198.51.100.7, 10.0.0.3"),
-                &trusted
-            ),
-            Some(ip("198.51.100.7"))
-        );
-        assert_eq!(
-            client_ip(Some(ip("10.0.0.2")), None, &trusted),
-            Some(ip("10.0.0.2"))
-        );
-        assert_eq!(
-            client_ip(Some(ip("10.0.0.2")), Some("garbage"), &trusted),
-            Some(ip("10.0.0.2"))
-        );
-        assert!(IpNet::parse("::1").unwrap().contains(ip("::1")));
-        assert_eq!(
-            address_key(ip("2001:db8:1:2:aaaa::1")),
-            address_key(ip("2001:db8:1:2:ffff::9"))
-        );
-        assert_eq!(address_key(ip("::ffff:192.0.2.1")), "192.0.2.1");
-        assert!(
-            IpNet::parse("127.0.0.0/8")
-                .unwrap()
-                .contains(ip("::ffff:127.0.0.1"))
-        );
-    }
 
     #[test]
     fn retry_after_rounds_up() {
