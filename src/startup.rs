@@ -21,21 +21,19 @@ pub async fn prepare(config: Config) -> anyhow::Result<Arc<App>> {
     }
     let mut conn = AsyncPgConnection::establish(&config.db.url).await?;
     writer::sync_shop_currency(&mut conn, &config.shop.currency).await?;
-    if config.startup.auto_seed_products > 0 {
-        if writer::product_count(&mut conn).await? == 0 {
-            let report = crate::catalog::seed::seed(
-                &mut conn,
-                config.startup.auto_seed_products as usize,
-                &config.shop.currency,
-                &config.shop.url,
-            )
-            .await?;
-            tracing::info!(
-                products = report.products,
-                variants = report.variants,
-                "seeded a demo catalog into the empty store"
-            );
-        }
+    if config.startup.auto_seed_products > 0 && writer::product_count(&mut conn).await? == 0 {
+        let report = crate::catalog::seed::seed(
+            &mut conn,
+            config.startup.auto_seed_products as usize,
+            &config.shop.currency,
+            &config.shop.url,
+        )
+        .await?;
+        tracing::info!(
+            products = report.products,
+            variants = report.variants,
+            "seeded a demo catalog into the empty store"
+        );
     }
     if let Some(path) = &config.cache.manifest {
         let manifest = crate::cache::persisted::Manifest::read(path)?;

@@ -154,9 +154,6 @@ pub(super) fn snapshot(rows: Vec<CartRow>) -> Option<CartSnapshot> {
     })
 }
 
-/// Reads cart `token` with its lines in one statement, without locking. `key` (an
-
-/// Locks cart `token` for the rest of the transaction (when it exists), so that the
 /// The token (public id) of the cart `cart_id`.
 pub async fn token_of(conn: &mut AsyncPgConnection, cart_id: i64) -> QueryResult<Option<String>> {
     carts::table
@@ -167,7 +164,8 @@ pub async fn token_of(conn: &mut AsyncPgConnection, cart_id: i64) -> QueryResult
         .optional()
 }
 
-/// optimistic writes below cannot lose a race.
+/// Locks cart `token` for the rest of the transaction (when it exists), so that the
+/// optimistic writes cannot lose a race.
 pub async fn lock(conn: &mut AsyncPgConnection, token: &str) -> QueryResult<()> {
     lock_cart(conn, token).await.map(drop)
 }
@@ -203,6 +201,7 @@ pub struct CartSnapshot {
     pub key_order_id: Option<i64>,
 }
 
+/// Reads cart `token` with its lines in one statement, without locking. `key` (an
 /// idempotency key) also looks up the order it created.
 pub async fn read(
     conn: &mut AsyncPgConnection,

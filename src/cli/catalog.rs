@@ -34,7 +34,7 @@ pub async fn import(file: &Path, background: bool) -> anyhow::Result<()> {
     let mut conn = super::migrated_connection(&config).await?;
     commerce_gateway::catalog::writer::sync_shop_currency(&mut conn, &config.shop.currency).await?;
     if background {
-        let content = std::fs::read_to_string(&file)
+        let content = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read {} as UTF-8 text", file.display()))?;
         let name = file
             .file_name()
@@ -46,7 +46,7 @@ pub async fn import(file: &Path, background: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let reader =
-        std::fs::File::open(&file).with_context(|| format!("cannot open {}", file.display()))?;
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         indicatif::ProgressBar::new(0)
     } else {
