@@ -1,7 +1,12 @@
 //! commerce-gateway: a GraphQL gateway for online stores built for flash-sale traffic.
 //!
-//! Layout: [`graphql`] and [`http`] (thin resolvers and handlers) → domain ([`catalog`],
-//! [`cart`], [`checkout`], [`content`]) → infrastructure ([`db`], [`cache`], [`jobs`], [`mail`]). Dependencies point one way.
+//! Layout, top to bottom: [`http`] and [`graphql`] (thin handlers and resolvers) → wiring
+//! ([`app`], [`dispatch`], [`config`], [`startup`]) → domain ([`checkout`], [`cart`],
+//! [`orders`], [`catalog`], [`inventory`], [`partners`], [`payments`], [`content`]) →
+//! infrastructure ([`db`], [`cache`], [`jobs`], [`ratelimit`], [`breaker`], [`mail`],
+//! [`telemetry`]) and small helpers. A module uses only modules below it:
+//! `scripts/check-architecture.py` checks it in CI, and `ARCHITECTURE.md` says which module
+//! owns which table and rule.
 
 pub mod app;
 pub mod breaker;

@@ -19,7 +19,6 @@ use diesel::sql_types::{Array, BigInt, Integer, Jsonb, Nullable, Text, Timestamp
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 
-/// The queues, each with its own workers (`JOB_QUEUES` sets their concurrency).
 /// Why a job failed.
 #[derive(Debug, Clone)]
 pub struct JobError {
@@ -61,6 +60,7 @@ pub trait Handler: Send + Sync + 'static {
     ) -> futures::future::BoxFuture<'a, Result<(), JobError>>;
 }
 
+/// The queues, each with its own workers (`JOB_QUEUES` sets their concurrency).
 pub const QUEUES: &[&str] = &["orders", "email", "webhooks", "imports"];
 
 /// How many jobs of `queue` run at once unless `JOB_QUEUES` says otherwise.

@@ -109,7 +109,7 @@ fn rand_u32() -> u32 {
     h.finish() as u32
 }
 
-/// Test databases left behind by crashed runs (older than two hours) are dropped.
+/// Test databases left behind by crashed runs (older than 30 minutes) are dropped.
 async fn drop_stale_databases() {
     #[derive(diesel::QueryableByName)]
     struct Name {
