@@ -4,10 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Jsonb, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 
+use crate::db::schema::exports;
 use crate::jobs::{self, Kind, NewJob};
 use crate::money::format_minor;
 use crate::partners::{Actor, audit};
@@ -45,33 +46,26 @@ pub const HEADER: &[&str] = &[
     "Status",
 ];
 
-#[derive(QueryableByName, Debug, Clone)]
+/// An export as its progress shows it (without the file).
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = exports)]
 pub struct Export {
-    #[diesel(sql_type = BigInt)]
     pub id: i64,
-    #[diesel(sql_type = Text)]
     pub status: String,
-    #[diesel(sql_type = BigInt)]
     pub rows_done: i64,
-    #[diesel(sql_type = Nullable<Text>)]
     pub error: Option<String>,
-    #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub finished_at: Option<DateTime<Utc>>,
 }
-
-const COLUMNS: &str = "id, status, rows_done, error, created_at, finished_at";
 
 /// Queues an export of the catalog; returns it.
 pub async fn create(conn: &mut AsyncPgConnection, actor: &Actor) -> QueryResult<Export> {
     conn.transaction(async |conn| {
-        let export: Export = diesel::sql_query(format!(
-            "INSERT INTO exports (api_key_id) VALUES ($1) RETURNING {COLUMNS}"
-        ))
-        .bind::<Nullable<BigInt>, _>(actor.key_id)
-        .get_result(conn)
-        .await?;
+        let export: Export = diesel::insert_into(exports::table)
+            .values(exports::api_key_id.eq(actor.key_id))
+            .returning(Export::as_returning())
+            .get_result(conn)
+            .await?;
         let mut job = NewJob::new(
             Kind::ExportCsv,
             serde_json::json!({ "export_id": export.id }),
@@ -93,27 +87,24 @@ pub async fn create(conn: &mut AsyncPgConnection, actor: &Actor) -> QueryResult<
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Export>> {
-    diesel::sql_query(format!("SELECT {COLUMNS} FROM exports WHERE id = $1"))
-        .bind::<BigInt, _>(id)
-        .get_result(conn)
+    exports::table
+        .find(id)
+        .select(Export::as_select())
+        .first(conn)
         .await
         .optional()
 }
 
 /// The finished file (`None` until the export is done).
 pub async fn content(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<String>> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Nullable<Text>)]
-        content: Option<String>,
-    }
-    let row: Option<Row> =
-        diesel::sql_query("SELECT content FROM exports WHERE id = $1 AND status = 'DONE'")
-            .bind::<BigInt, _>(id)
-            .get_result(conn)
-            .await
-            .optional()?;
-    Ok(row.and_then(|r| r.content))
+    Ok(exports::table
+        .find(id)
+        .filter(exports::status.eq("DONE"))
+        .select(exports::content)
+        .first::<Option<String>>(conn)
+        .await
+        .optional()?
+        .flatten())
 }
 
 const BATCH: i64 = 200;

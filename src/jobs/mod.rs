@@ -214,25 +214,17 @@ pub async fn enqueue(conn: &mut AsyncPgConnection, jobs: &[NewJob]) -> QueryResu
 }
 
 /// A job as the dead-letter listing shows it.
-#[derive(QueryableByName, Debug, Clone)]
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = crate::db::schema::jobs)]
 pub struct JobRow {
-    #[diesel(sql_type = BigInt)]
     pub id: i64,
-    #[diesel(sql_type = Text)]
     pub queue: String,
-    #[diesel(sql_type = Text)]
     pub kind: String,
-    #[diesel(sql_type = Text)]
     pub state: String,
-    #[diesel(sql_type = Integer)]
     pub attempts: i32,
-    #[diesel(sql_type = Integer)]
     pub max_attempts: i32,
-    #[diesel(sql_type = Timestamptz)]
     pub run_at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Text>)]
     pub last_error: Option<String>,
-    #[diesel(sql_type = Nullable<Jsonb>)]
     pub progress: Option<Value>,
 }
 
@@ -242,26 +234,25 @@ pub async fn list(
     state: &str,
     limit: i64,
 ) -> QueryResult<Vec<JobRow>> {
-    diesel::sql_query(
-        "SELECT id, queue, kind, state, attempts, max_attempts, run_at, last_error, progress \
-         FROM jobs WHERE state = $1 ORDER BY id LIMIT $2",
-    )
-    .bind::<Text, _>(state)
-    .bind::<BigInt, _>(limit)
-    .load(conn)
-    .await
+    use crate::db::schema::jobs as j;
+    j::table
+        .filter(j::state.eq(state))
+        .order(j::id)
+        .limit(limit)
+        .select(JobRow::as_select())
+        .load(conn)
+        .await
 }
 
 /// One job by id, whatever its state (`None` once it has succeeded and been removed).
 pub async fn get(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<JobRow>> {
-    diesel::sql_query(
-        "SELECT id, queue, kind, state, attempts, max_attempts, run_at, last_error, progress \
-         FROM jobs WHERE id = $1",
-    )
-    .bind::<BigInt, _>(id)
-    .get_result(conn)
-    .await
-    .optional()
+    use crate::db::schema::jobs as j;
+    j::table
+        .find(id)
+        .select(JobRow::as_select())
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// Puts dead jobs back in their queue with fresh attempts: the ids given, or every dead

@@ -3,11 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 
 use super::Actor;
+use crate::db::schema::audit_log;
 
 pub async fn record(
     conn: &mut AsyncPgConnection,
@@ -17,38 +17,30 @@ pub async fn record(
     resource_id: Option<String>,
     changes: Value,
 ) -> QueryResult<()> {
-    diesel::sql_query(
-        "INSERT INTO audit_log (api_key_id, actor, action, resource_type, resource_id, changes) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind::<Nullable<BigInt>, _>(actor.key_id)
-    .bind::<Text, _>(&actor.name)
-    .bind::<Text, _>(action)
-    .bind::<Text, _>(resource_type)
-    .bind::<Nullable<Text>, _>(resource_id)
-    .bind::<Jsonb, _>(changes)
-    .execute(conn)
-    .await?;
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::api_key_id.eq(actor.key_id),
+            audit_log::actor.eq(&actor.name),
+            audit_log::action.eq(action),
+            audit_log::resource_type.eq(resource_type),
+            audit_log::resource_id.eq(resource_id),
+            audit_log::changes.eq(changes),
+        ))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
-#[derive(QueryableByName, Debug, Clone)]
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = audit_log)]
 pub struct Entry {
-    #[diesel(sql_type = BigInt)]
     pub id: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub api_key_id: Option<i64>,
-    #[diesel(sql_type = Text)]
     pub actor: String,
-    #[diesel(sql_type = Text)]
     pub action: String,
-    #[diesel(sql_type = Text)]
     pub resource_type: String,
-    #[diesel(sql_type = Nullable<Text>)]
     pub resource_id: Option<String>,
-    #[diesel(sql_type = Jsonb)]
     pub changes: Value,
-    #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
 }
 
@@ -62,19 +54,24 @@ pub async fn list(
     key_id: Option<i64>,
     resource_id: Option<&str>,
 ) -> QueryResult<Vec<Entry>> {
-    let sql = format!(
-        "SELECT id, api_key_id, actor, action, resource_type, resource_id, changes, created_at \
-         FROM audit_log WHERE ($1::int8 IS NULL OR id {cmp} $1) \
-           AND ($2::int8 IS NULL OR api_key_id = $2) AND ($3::text IS NULL OR resource_id = $3) \
-         ORDER BY id {dir} LIMIT $4",
-        cmp = if reverse { "<" } else { ">" },
-        dir = if reverse { "DESC" } else { "ASC" },
-    );
-    diesel::sql_query(sql)
-        .bind::<Nullable<BigInt>, _>(after)
-        .bind::<Nullable<BigInt>, _>(key_id)
-        .bind::<Nullable<Text>, _>(resource_id)
-        .bind::<BigInt, _>(limit + 1)
-        .load(conn)
-        .await
+    let mut query = audit_log::table.select(Entry::as_select()).into_boxed();
+    if let Some(after) = after {
+        query = if reverse {
+            query.filter(audit_log::id.lt(after))
+        } else {
+            query.filter(audit_log::id.gt(after))
+        };
+    }
+    if let Some(key_id) = key_id {
+        query = query.filter(audit_log::api_key_id.eq(key_id));
+    }
+    if let Some(resource_id) = resource_id {
+        query = query.filter(audit_log::resource_id.eq(resource_id));
+    }
+    query = if reverse {
+        query.order(audit_log::id.desc())
+    } else {
+        query.order(audit_log::id.asc())
+    };
+    query.limit(limit + 1).load(conn).await
 }

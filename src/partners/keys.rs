@@ -5,13 +5,21 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{Actor, AdminError, audit};
+use crate::db::schema::api_keys;
+
+diesel::define_sql_function!(
+    /// SQL's `COALESCE` of two timestamps (a revocation keeps its first time).
+    fn coalesce(
+        x: diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+        y: diesel::sql_types::Timestamptz,
+    ) -> diesel::sql_types::Timestamptz;
+);
 
 /// Every scope a key can hold. `write_x` includes `read_x`; `admin` manages keys and
 /// reads the audit log.
@@ -37,25 +45,18 @@ pub fn grants(held: &[String], needed: &str) -> bool {
     })
 }
 
-#[derive(QueryableByName, Debug, Clone)]
+/// A key as partners and the CLI see it (never its secret's digest).
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = api_keys)]
 pub struct ApiKey {
-    #[diesel(sql_type = BigInt)]
     pub id: i64,
-    #[diesel(sql_type = Text)]
     pub name: String,
-    #[diesel(sql_type = Text)]
     pub prefix: String,
-    #[diesel(sql_type = Array<Text>)]
     pub scopes: Vec<String>,
-    #[diesel(sql_type = Text)]
     pub plan: String,
-    #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub expires_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub revoked_at: Option<DateTime<Utc>>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
@@ -71,9 +72,6 @@ impl ApiKey {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|e| e > now)
     }
 }
-
-const COLUMNS: &str =
-    "id, name, prefix, scopes, plan, created_at, expires_at, revoked_at, last_used_at";
 
 /// A new key's fields.
 pub struct NewKey<'a> {
@@ -156,19 +154,19 @@ pub async fn create(
     use diesel_async::AsyncConnection;
     let key = conn
         .transaction::<_, diesel::result::Error, _>(async |conn| {
-            let key: ApiKey = diesel::sql_query(format!(
-                "INSERT INTO api_keys (name, prefix, secret_hash, scopes, plan, expires_at, created_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {COLUMNS}"
-            ))
-            .bind::<Text, _>(name)
-            .bind::<Text, _>(&prefix)
-            .bind::<Bytea, _>(&hash[..])
-            .bind::<Array<Text>, _>(&scopes)
-            .bind::<Text, _>(new.plan)
-            .bind::<Nullable<Timestamptz>, _>(new.expires_at)
-            .bind::<Nullable<BigInt>, _>(actor.key_id)
-            .get_result(conn)
-            .await?;
+            let key: ApiKey = diesel::insert_into(api_keys::table)
+                .values((
+                    api_keys::name.eq(name),
+                    api_keys::prefix.eq(&prefix),
+                    api_keys::secret_hash.eq(&hash[..]),
+                    api_keys::scopes.eq(&scopes),
+                    api_keys::plan.eq(new.plan),
+                    api_keys::expires_at.eq(new.expires_at),
+                    api_keys::created_by.eq(actor.key_id),
+                ))
+                .returning(ApiKey::as_returning())
+                .get_result(conn)
+                .await?;
             audit::record(
                 conn,
                 actor,
@@ -186,7 +184,9 @@ pub async fn create(
 }
 
 pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<ApiKey>> {
-    diesel::sql_query(format!("SELECT {COLUMNS} FROM api_keys ORDER BY id"))
+    api_keys::table
+        .order(api_keys::id)
+        .select(ApiKey::as_select())
         .load(conn)
         .await
 }
@@ -194,14 +194,18 @@ pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<ApiKey>> {
 /// Finds a key by id or prefix.
 pub async fn find(conn: &mut AsyncPgConnection, id_or_prefix: &str) -> QueryResult<Option<ApiKey>> {
     let id: Option<i64> = id_or_prefix.parse().ok();
-    diesel::sql_query(format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE id = $1 OR prefix = $2"
-    ))
-    .bind::<Nullable<BigInt>, _>(id)
-    .bind::<Text, _>(id_or_prefix)
-    .get_result(conn)
-    .await
-    .optional()
+    api_keys::table
+        .filter(
+            api_keys::id
+                .nullable()
+                .eq(id)
+                .or(api_keys::prefix.eq(id_or_prefix)),
+        )
+        .order(api_keys::id)
+        .select(ApiKey::as_select())
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// Revokes a key (idempotent); `None` when there is no such key.
@@ -212,13 +216,15 @@ pub async fn revoke(
 ) -> QueryResult<Option<ApiKey>> {
     use diesel_async::AsyncConnection;
     conn.transaction(async |conn| {
-        let key: Option<ApiKey> = diesel::sql_query(format!(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 RETURNING {COLUMNS}"
-        ))
-        .bind::<BigInt, _>(id)
-        .get_result(conn)
-        .await
-        .optional()?;
+        let key: Option<ApiKey> = diesel::update(api_keys::table.find(id))
+            .set(
+                api_keys::revoked_at
+                    .eq(coalesce(api_keys::revoked_at, diesel::dsl::now).nullable()),
+            )
+            .returning(ApiKey::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
         if let Some(k) = &key {
             audit::record(
                 conn,
@@ -259,45 +265,41 @@ pub async fn authenticate(
     let Some(prefix) = prefix else {
         return Ok(Err(Refused::Unknown));
     };
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(embed)]
-        key: ApiKey,
-        #[diesel(sql_type = Bytea)]
-        secret_hash: Vec<u8>,
-    }
-    let row: Option<Row> = diesel::sql_query(format!(
-        "SELECT {COLUMNS}, secret_hash FROM api_keys WHERE prefix = $1"
-    ))
-    .bind::<Text, _>(prefix)
-    .get_result(conn)
-    .await
-    .optional()?;
-    let Some(row) = row else {
+    let row: Option<(ApiKey, Vec<u8>)> = api_keys::table
+        .filter(api_keys::prefix.eq(prefix))
+        .select((ApiKey::as_select(), api_keys::secret_hash))
+        .first(conn)
+        .await
+        .optional()?;
+    let Some((key, secret_hash)) = row else {
         return Ok(Err(Refused::Unknown));
     };
-    if !bool::from(row.secret_hash.as_slice().ct_eq(&presented_hash[..])) {
+    if !bool::from(secret_hash.as_slice().ct_eq(&presented_hash[..])) {
         return Ok(Err(Refused::Unknown));
     }
-    if row.key.revoked_at.is_some() {
+    if key.revoked_at.is_some() {
         return Ok(Err(Refused::Revoked));
     }
-    if row.key.expires_at.is_some_and(|e| e <= Utc::now()) {
+    if key.expires_at.is_some_and(|e| e <= Utc::now()) {
         return Ok(Err(Refused::Expired));
     }
-    Ok(Ok(row.key))
+    Ok(Ok(key))
 }
 
 /// Records that a key was used, at most once a minute per key (a write per request
 /// would make every partner request a database write).
 pub async fn touch(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<()> {
-    diesel::sql_query(
-        "UPDATE api_keys SET last_used_at = now() WHERE id = $1 \
-         AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds')",
-    )
-    .bind::<BigInt, _>(id)
-    .execute(conn)
-    .await?;
+    // The gateway's clock decides "a minute ago": a skew only moves when the next write is.
+    let a_minute_ago = Utc::now() - chrono::Duration::seconds(60);
+    diesel::update(api_keys::table.find(id))
+        .filter(
+            api_keys::last_used_at
+                .is_null()
+                .or(api_keys::last_used_at.lt(a_minute_ago)),
+        )
+        .set(api_keys::last_used_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -5,11 +5,12 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Int8, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Int8, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 
 use super::{Actor, AdminError, audit};
+use crate::db::schema::webhook_subscriptions as ws;
 use crate::jobs::{self, Kind, NewJob};
 
 pub const TOPICS: &[&str] = &[
@@ -30,21 +31,16 @@ pub fn topic_of(event: &str) -> Option<&'static str> {
     })
 }
 
-#[derive(QueryableByName, Debug, Clone)]
+/// A subscription as its owner sees it (never its secret).
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = ws)]
 pub struct Subscription {
-    #[diesel(sql_type = BigInt)]
     pub id: i64,
-    #[diesel(sql_type = Text)]
     pub topic: String,
-    #[diesel(sql_type = Text)]
     pub url: String,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub api_key_id: Option<i64>,
-    #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
 }
-
-const COLUMNS: &str = "id, topic, url, api_key_id, created_at";
 
 /// The topics anyone subscribes to, read at most once a second (and again at once after
 /// this process changes a subscription), so that order events and sales pay no look-up
@@ -67,17 +63,8 @@ impl TopicCache {
         if let Some(found) = fresh {
             return Ok(found);
         }
-        #[derive(QueryableByName)]
-        struct Topic {
-            #[diesel(sql_type = Text)]
-            topic: String,
-        }
         let read_at = std::time::Instant::now();
-        let topics: Vec<Topic> =
-            diesel::sql_query("SELECT DISTINCT topic FROM webhook_subscriptions")
-                .load(conn)
-                .await?;
-        let topics: Vec<String> = topics.into_iter().map(|t| t.topic).collect();
+        let topics: Vec<String> = ws::table.select(ws::topic).distinct().load(conn).await?;
         let found = topics.iter().any(|t| t == topic);
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((read_at, topics));
         Ok(found)
@@ -179,16 +166,17 @@ pub async fn create(
         hex::encode(b)
     };
     conn.transaction::<_, AdminError, _>(async |conn| {
-        let sub: Subscription = diesel::sql_query(format!(
-            "INSERT INTO webhook_subscriptions (topic, url, secret, api_key_id) VALUES ($1, $2, $3, $4) RETURNING {COLUMNS}"
-        ))
-        .bind::<Text, _>(topic)
-        .bind::<Text, _>(url)
-        .bind::<Text, _>(&secret)
-        .bind::<Nullable<BigInt>, _>(actor.key_id)
-        .get_result(conn)
-        .await
-        .map_err(|e| super::constraint(e, &["callbackUrl"]))?;
+        let sub: Subscription = diesel::insert_into(ws::table)
+            .values((
+                ws::topic.eq(topic),
+                ws::url.eq(url),
+                ws::secret.eq(&secret),
+                ws::api_key_id.eq(actor.key_id),
+            ))
+            .returning(Subscription::as_returning())
+            .get_result(conn)
+            .await
+            .map_err(|e| super::constraint(e, &["callbackUrl"]))?;
         audit::record(
             conn,
             actor,
@@ -212,13 +200,11 @@ pub async fn delete(
     actor: &Actor,
 ) -> Result<bool, AdminError> {
     conn.transaction::<_, AdminError, _>(async |conn| {
-        let n = diesel::sql_query(
-            "DELETE FROM webhook_subscriptions WHERE id = $1 AND ($2::int8 IS NULL OR api_key_id = $2)",
-        )
-        .bind::<BigInt, _>(id)
-        .bind::<Nullable<BigInt>, _>(owner)
-        .execute(conn)
-        .await?;
+        let mut delete = diesel::delete(ws::table.filter(ws::id.eq(id))).into_boxed();
+        if let Some(owner) = owner {
+            delete = delete.filter(ws::api_key_id.eq(owner));
+        }
+        let n = delete.execute(conn).await?;
         if n > 0 {
             audit::record(
                 conn,
@@ -241,30 +227,24 @@ pub async fn list(
     topic: Option<&str>,
     owner: Option<i64>,
 ) -> QueryResult<Vec<Subscription>> {
-    diesel::sql_query(format!(
-        "SELECT {COLUMNS} FROM webhook_subscriptions WHERE ($1::text IS NULL OR topic = $1) \
-         AND ($2::int8 IS NULL OR api_key_id = $2) ORDER BY id"
-    ))
-    .bind::<Nullable<Text>, _>(topic)
-    .bind::<Nullable<BigInt>, _>(owner)
-    .load(conn)
-    .await
+    let mut query = ws::table.select(Subscription::as_select()).into_boxed();
+    if let Some(topic) = topic {
+        query = query.filter(ws::topic.eq(topic));
+    }
+    if let Some(owner) = owner {
+        query = query.filter(ws::api_key_id.eq(owner));
+    }
+    query.order(ws::id).load(conn).await
 }
 
 /// The signing secret of a subscription (`None`: it was deleted).
 pub async fn secret_of(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<String>> {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Text)]
-        secret: String,
-    }
-    let row: Option<Row> =
-        diesel::sql_query("SELECT secret FROM webhook_subscriptions WHERE id = $1")
-            .bind::<BigInt, _>(id)
-            .get_result(conn)
-            .await
-            .optional()?;
-    Ok(row.map(|r| r.secret))
+    ws::table
+        .find(id)
+        .select(ws::secret)
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// Queues one delivery of `body` (event `event`, id `webhook_id`) per subscription of
@@ -278,18 +258,12 @@ pub async fn enqueue(
     let Some(topic) = topic_of(event) else {
         return Ok(());
     };
-    #[derive(QueryableByName)]
-    struct Target {
-        #[diesel(sql_type = Int8)]
-        id: i64,
-        #[diesel(sql_type = Text)]
-        url: String,
-    }
-    let targets: Vec<Target> =
-        diesel::sql_query("SELECT id, url FROM webhook_subscriptions WHERE topic = $1 ORDER BY id")
-            .bind::<Text, _>(topic)
-            .load(conn)
-            .await?;
+    let targets: Vec<(i64, String)> = ws::table
+        .filter(ws::topic.eq(topic))
+        .order(ws::id)
+        .select((ws::id, ws::url))
+        .load(conn)
+        .await?;
     if targets.is_empty() {
         return Ok(());
     }
@@ -298,7 +272,7 @@ pub async fn enqueue(
         .map(|t| {
             NewJob::new(
                 Kind::OrderWebhook,
-                json!({ "url": t.url, "event": event, "webhook_id": webhook_id, "body": body, "subscription_id": t.id }),
+                json!({ "url": t.1, "event": event, "webhook_id": webhook_id, "body": body, "subscription_id": t.0 }),
             )
         })
         .collect();
