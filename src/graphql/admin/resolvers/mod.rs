@@ -1,5 +1,5 @@
-//! The admin schema's roots: thin resolvers, one file per resource (`catalog_api`,
-//! `inventory_api`, `orders_api`, `partners_api`), merged into one query and one mutation root. Which scope each field needs is in
+//! The admin schema's roots: thin resolvers, one file per resource (`products_api`,
+//! `collections_api`, `inventory_api`, `orders_api`, `partners_api`), merged into one query and one mutation root. Which scope each field needs is in
 //! [`super::scopes::REQUIRED`]; the check runs before execution.
 
 use std::sync::Arc;
@@ -19,17 +19,19 @@ use crate::orders::{self, transitions};
 use crate::pagination::Cursor;
 use crate::partners::{self, AdminError, keys, webhooks};
 
-mod catalog_api;
+mod collections_api;
 mod inventory_api;
 mod orders_api;
 mod partners_api;
+mod products_api;
 
 // The admin API's query root: one object per resource, merged. (Plain comments: a doc
 // comment here would become the type's description in the served schema.)
 #[derive(MergedObject, Default)]
 #[graphql(name = "QueryRoot")]
 pub struct AdminQuery(
-    catalog_api::CatalogQuery,
+    products_api::ProductsQuery,
+    collections_api::CollectionsQuery,
     inventory_api::InventoryQuery,
     orders_api::OrdersQuery,
     partners_api::PartnersQuery,
@@ -40,7 +42,8 @@ pub struct AdminQuery(
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation", serial)]
 pub struct AdminMutation(
-    catalog_api::CatalogMutation,
+    products_api::ProductsMutation,
+    collections_api::CollectionsMutation,
     inventory_api::InventoryMutation,
     orders_api::OrdersMutation,
     partners_api::PartnersMutation,
@@ -159,4 +162,19 @@ fn money(field: &[&str], text: &str, currency: &str) -> Result<i64, AdminError> 
                 format!("{text:?} is not an amount in {currency}."),
             )
         })
+}
+
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct SeoInput {
+    pub title: Option<String>,
+    pub description: Option<String>,
+}
+
+/// An optional ID where an empty string means "none": `Some(None)` clears.
+fn clearable(kind: &str, text: &Option<String>) -> Result<Option<Option<i64>>> {
+    match text.as_deref() {
+        None => Ok(None),
+        Some("") => Ok(Some(None)),
+        Some(t) => Ok(Some(Some(id_of(kind, &ID::from(t))?))),
+    }
 }
