@@ -2,8 +2,9 @@
 //! and assembled into each module's own settings.
 //!
 //! Each module below this one owns its settings type and their defaults
-//! ([`db::DbSettings`], [`cache::CacheSettings`], [`ratelimit::Settings`],
-//! [`checkout::Settings`], [`jobs::Settings`], …); this file only reads the environment,
+//! ([`crate::db::DbSettings`], [`crate::cache::CacheSettings`],
+//! [`crate::ratelimit::Settings`], [`crate::checkout::Settings`], [`crate::jobs::Settings`],
+//! …); this file only reads the environment,
 //! checks every value (a typo fails the start with a message naming the variable) and puts
 //! them together. Dependencies point from here to the modules, never back. The settings of
 //! the layers above (the HTTP server and the GraphQL limits) live here, since those layers

@@ -574,7 +574,7 @@ async fn keys_never_reach_the_logs() {
     let db = TestDb::new(1).await;
     let log = tempfile::NamedTempFile::new().unwrap();
     let port = common::shop::free_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_commerce-gateway"))
+    let mut child = common::gateway_command_async()
         .arg("serve")
         .env("DATABASE_URL", &db.url)
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))

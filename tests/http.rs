@@ -219,7 +219,7 @@ fn serve_creates_migrates_and_seeds_an_empty_database_then_stops_on_sigterm() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_commerce-gateway"))
+    let mut child = common::gateway_command()
         .arg("serve")
         .env("DATABASE_URL", &url)
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
@@ -312,4 +312,30 @@ async fn a_request_over_the_deadline_gets_a_timeout_error() {
     server
         .data("{ products(first: 1) { nodes { id } } }", json!({}))
         .await;
+}
+
+/// The processes tests start do not inherit the gateway's variables from the developer's
+/// shell (a `MAX_QUERY_DEPTH` or an `ORDER_WEBHOOK_URLS` there would change what they run).
+#[test]
+fn spawned_gateways_are_cleared_of_every_configuration_variable() {
+    let names = gateway_variables();
+    for name in [
+        "DATABASE_URL",
+        "MAX_QUERY_DEPTH",
+        "REDIS_URL",
+        "ORDER_WEBHOOK_URLS",
+        "RATE_LIMIT_ENABLED",
+        "LOG_FORMAT",
+    ] {
+        assert!(
+            names.iter().any(|n| n == name),
+            "{name} missing from {names:?}"
+        );
+    }
+    let cleared: Vec<String> = gateway_command()
+        .get_envs()
+        .filter(|(_, value)| value.is_none())
+        .map(|(k, _)| k.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(cleared, names);
 }

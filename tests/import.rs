@@ -127,7 +127,7 @@ fn the_import_command_prints_a_summary() {
         .build()
         .unwrap();
     let db = rt.block_on(TestDb::new(0));
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_commerce-gateway"))
+    let output = common::gateway_command()
         .args(["import", FIXTURE])
         .env("DATABASE_URL", &db.url)
         .output()

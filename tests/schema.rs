@@ -13,7 +13,7 @@ use common::TestDb;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const SCHEMA: &str = "src/db/schema.rs";
 const CONFIG: &str = "diesel.toml";
-/// What `.ci/run` installs; the README says the same.
+/// What `scripts/test` installs; the README says the same.
 const INSTALL: &str = "cargo install diesel_cli --version 2.3.14 --no-default-features \
                        --features postgres --locked   (needs libpq-dev: apt-get install libpq-dev)";
 

@@ -274,7 +274,7 @@ async fn json_logs_carry_the_trace_and_span_ids_of_the_request() {
     let receiver = Receiver::grpc().await;
     let db = TestDb::new(3).await;
     let port = free_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_commerce-gateway"))
+    let mut child = common::gateway_command_async()
         .arg("serve")
         .env("DATABASE_URL", &db.url)
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))

@@ -274,17 +274,7 @@ pub async fn seed(
     let locations =
         crate::inventory::stock::add_locations(conn, &["Main warehouse", "Downtown store"]).await?;
     // Handles stay unique when seeding into a catalog that already has products.
-    let offset: i64 = {
-        #[derive(diesel::QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = BigInt)]
-            n: i64,
-        }
-        let c: Count = diesel::sql_query("SELECT count(*) AS n FROM products")
-            .get_result(conn)
-            .await?;
-        c.n
-    };
+    let offset = super::writer::product_count(conn).await?;
 
     let progress = ProgressBar::new(count as u64);
     progress.set_style(

@@ -1,6 +1,7 @@
 //! The command line: one binary with subcommands (server, worker, migrations, seeding,
 //! imports, keys, jobs, persisted queries, schema export), each in the file of its topic.
-//! Every command reads its configuration from the environment ([`Config::from_env`]).
+//! Every command that needs the database or the server reads its configuration from the
+//! environment ([`Config::from_env`]).
 
 mod catalog;
 mod jobs;

@@ -32,6 +32,9 @@ pub async fn serve() -> anyhow::Result<()> {
 pub async fn worker() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     commerce_gateway::telemetry::metrics::install(&config.metrics)?;
+    // The checkout series exist at 0 on every process's /metrics (`serve` starts them in
+    // `App::new`).
+    commerce_gateway::checkout::init_metrics();
     spawn_metrics_listener(&config, None).await?;
     db::ensure_database(&config.db.url).await?;
     if config.startup.auto_migrate {

@@ -31,7 +31,7 @@ pub struct CatalogLoader {
 }
 
 /// Builds the data a request's resolvers read: the scope, the loaders and the gate that
-/// the request's execution must be wrapped in (see [`Gated`]).
+/// the request's execution must be wrapped in (see [`super::scope::Gated`]).
 pub fn request_data(
     app: &Arc<App>,
 ) -> (

@@ -1,6 +1,8 @@
-//! Stock reservation, sale and release.
+//! Stock: every write of `inventory_levels` and `locations` lives in this module. Here,
+//! reservation, sale, release and restock for orders; in [`levels`], partners' set and
+//! adjust; in [`stock`], the writes that come with catalog changes and the lock they take.
 //!
-//! Every function here first locks the `inventory_levels` rows it will change with one
+//! Every writer first locks the `inventory_levels` rows it will change with one
 //! `SELECT … ORDER BY variant_id, location_id FOR UPDATE`. All writers lock in that one
 //! order, so two checkouts that share variants wait for each other instead of
 //! deadlocking, and checkouts of unrelated variants never wait at all. The read that

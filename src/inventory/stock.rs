@@ -70,14 +70,25 @@ pub async fn default_location(conn: &mut AsyncPgConnection) -> QueryResult<i64> 
 
 /// The locations named, created when missing; their ids in the order given.
 pub async fn add_locations(conn: &mut AsyncPgConnection, names: &[&str]) -> QueryResult<Vec<i64>> {
-    let rows: Vec<Id> = diesel::sql_query(
-        "INSERT INTO locations (name) SELECT n FROM unnest($1::text[]) WITH ORDINALITY AS t (n, i) \
-         ORDER BY t.i ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "INSERT INTO locations (name) SELECT n FROM unnest($1::text[]) AS t (n) \
+         ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id, name",
     )
     .bind::<Array<Text>, _>(names)
     .load(conn)
     .await?;
-    Ok(rows.into_iter().map(|r| r.id).collect())
+    // RETURNING's order is not promised: map the ids back by name.
+    Ok(names
+        .iter()
+        .filter_map(|n| rows.iter().find(|r| r.name == *n).map(|r| r.id))
+        .collect())
 }
 
 /// New stock rows in bulk (the demo catalog): one row per (variant, location, on hand).

@@ -137,17 +137,6 @@ pub fn invoice_html(order: &Order, lines: &[OrderLine]) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn escapes_markup() {
-        assert_eq!(
-            super::escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
-    }
-}
-
 /// Renders and stores the invoice of a paid order, once (the `invoice` job).
 pub async fn store_invoice(conn: &mut AsyncPgConnection, order_id: i64) -> QueryResult<()> {
     let Some(order) = super::by_id(conn, order_id).await? else {
@@ -219,4 +208,15 @@ pub async fn send_confirmation(
         .await?;
     tracing::info!(order = order.number, "order confirmation sent");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            super::escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
 }

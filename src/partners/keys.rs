@@ -289,17 +289,15 @@ pub async fn authenticate(
 /// Records that a key was used, at most once a minute per key (a write per request
 /// would make every partner request a database write).
 pub async fn touch(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<()> {
-    // The gateway's clock decides "a minute ago": a skew only moves when the next write is.
-    let a_minute_ago = Utc::now() - chrono::Duration::seconds(60);
-    diesel::update(api_keys::table.find(id))
-        .filter(
-            api_keys::last_used_at
-                .is_null()
-                .or(api_keys::last_used_at.lt(a_minute_ago)),
-        )
-        .set(api_keys::last_used_at.eq(diesel::dsl::now))
-        .execute(conn)
-        .await?;
+    // Raw SQL: the database's clock decides "a minute ago" (diesel's `now` is a
+    // `timestamp`, which does not compare with this `timestamptz` column).
+    diesel::sql_query(
+        "UPDATE api_keys SET last_used_at = now() WHERE id = $1 \
+         AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds')",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(id)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

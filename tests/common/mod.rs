@@ -152,6 +152,54 @@ async fn drop_stale_databases() {
     }
 }
 
+/// The environment variables the gateway reads that a developer's shell may have set:
+/// every upper-case string literal of `src/config.rs` (the configuration table), and the
+/// OpenTelemetry SDK's and the log format's. A process a test starts must not inherit
+/// them: the test sets what it needs on top of the binary's defaults.
+pub fn gateway_variables() -> Vec<String> {
+    let config = include_str!("../../src/config.rs");
+    let mut names: Vec<String> = config
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| {
+            s.len() > 2
+                && s.starts_with(|c: char| c.is_ascii_uppercase())
+                && s.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .map(str::to_string)
+        .collect();
+    names.push("LOG_FORMAT".into());
+    names.extend(
+        std::env::vars()
+            .map(|(k, _)| k)
+            .filter(|k| k.starts_with("OTEL_")),
+    );
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// `commerce-gateway` (the real binary) with none of the gateway's variables inherited
+/// from the developer's environment (see [`gateway_variables`]).
+pub fn gateway_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_commerce-gateway"));
+    for name in gateway_variables() {
+        cmd.env_remove(name);
+    }
+    cmd
+}
+
+/// [`gateway_command`] for tokio.
+pub fn gateway_command_async() -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_commerce-gateway"));
+    for name in gateway_variables() {
+        cmd.env_remove(name);
+    }
+    cmd
+}
+
 /// Configuration for a gateway on `db`, with test-friendly settings.
 pub fn config(db: &TestDb) -> Config {
     // Start from the documented defaults, not from the developer's environment.

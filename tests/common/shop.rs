@@ -149,7 +149,7 @@ pub fn signed_event(secret: &str, id: &str, kind: &str, reference: &str) -> (Str
 
 /// Runs `commerce-gateway ARGS…` on `db` to completion, asserts success, returns stdout.
 pub fn cli(db: &TestDb, args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_commerce-gateway"))
+    let out = super::gateway_command()
         .args(args)
         .env("DATABASE_URL", &db.url)
         .output()
@@ -183,7 +183,7 @@ impl Process {
     /// for `serve`, waits until `/healthz` answers.
     pub async fn spawn(db: &TestDb, command: &str, env: &[(&str, String)]) -> Self {
         let port = free_port();
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_commerce-gateway"));
+        let mut cmd = super::gateway_command_async();
         cmd.arg(command)
             .env("DATABASE_URL", &db.url)
             .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))

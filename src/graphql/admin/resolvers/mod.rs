@@ -1,5 +1,6 @@
 //! The admin schema's roots: thin resolvers, one file per resource (`products_api`,
-//! `collections_api`, `inventory_api`, `orders_api`, `partners_api`), merged into one query and one mutation root. Which scope each field needs is in
+//! `collections_api`, `inventory_api`, `orders_api`, `partners_api`), merged into one
+//! query and one mutation root. Which scope each field needs is in
 //! [`super::scopes::REQUIRED`]; the check runs before execution.
 
 use std::sync::Arc;
