@@ -1424,3 +1424,70 @@ async fn webhook_targets_must_be_public_and_belong_to_their_key() {
         id.as_str()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn collection_and_category_updates_change_only_the_fields_given() {
+    let db = TestDb::new(0).await;
+    let s = server(&db).await;
+    let k = key(&db, "pim", &["write_products"], "big").await;
+    let col = ask(&s, &k, "mutation { collectionCreate(input: {title: \"Winter\", descriptionHtml: \"<p>Cold</p>\", seo: {title: \"Winter SEO\"}, published: false}) { collection { id handle } userErrors { code } } }", json!({})).await;
+    let cid = col.body["data"]["collectionCreate"]["collection"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", col.body))
+        .to_string();
+    // A title alone: the handle, description, SEO and visibility stay as they were.
+    let upd = ask(&s, &k, "mutation($id: ID!) { collectionUpdate(id: $id, input: {title: \"Deep Winter\"}) { collection { handle title descriptionHtml seo { title } published } userErrors { code } } }", json!({ "id": cid })).await;
+    let c = &upd.body["data"]["collectionUpdate"]["collection"];
+    assert_eq!(c["title"], "Deep Winter", "{}", upd.body);
+    assert_eq!(c["handle"], "winter");
+    assert_eq!(c["descriptionHtml"], "<p>Cold</p>");
+    assert_eq!(c["seo"]["title"], "Winter SEO");
+    assert_eq!(c["published"], false);
+    let upd = ask(&s, &k, "mutation($id: ID!) { collectionUpdate(id: $id, input: {handle: \"cold\", published: true}) { collection { handle title published } } }", json!({ "id": cid })).await;
+    let c = &upd.body["data"]["collectionUpdate"]["collection"];
+    assert_eq!(
+        (
+            c["handle"].as_str(),
+            c["title"].as_str(),
+            c["published"].as_bool()
+        ),
+        (Some("cold"), Some("Deep Winter"), Some(true)),
+        "{}",
+        upd.body
+    );
+
+    let parent = ask(
+        &s,
+        &k,
+        "mutation { categoryCreate(input: {name: \"Outdoor\"}) { category { id } } }",
+        json!({}),
+    )
+    .await;
+    let parent_id = parent.body["data"]["categoryCreate"]["category"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let child = ask(&s, &k, "mutation($p: String) { categoryCreate(input: {name: \"Tents\", parentId: $p}) { category { id handle } } }", json!({ "p": parent_id })).await;
+    let child_id = child.body["data"]["categoryCreate"]["category"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A new name keeps the handle and the parent.
+    let renamed = ask(&s, &k, "mutation($id: ID!) { categoryUpdate(id: $id, input: {name: \"Shelters\"}) { category { name handle parentId } userErrors { code } } }", json!({ "id": child_id })).await;
+    let c = &renamed.body["data"]["categoryUpdate"]["category"];
+    assert_eq!(c["name"], "Shelters", "{}", renamed.body);
+    assert_eq!(c["handle"], "tents");
+    assert_eq!(c["parentId"], parent_id.as_str());
+    // An empty parent makes it top-level.
+    let moved = ask(&s, &k, "mutation($id: ID!) { categoryUpdate(id: $id, input: {parentId: \"\"}) { category { name parentId } userErrors { code } } }", json!({ "id": child_id })).await;
+    let c = &moved.body["data"]["categoryUpdate"]["category"];
+    assert_eq!(c["name"], "Shelters", "{}", moved.body);
+    assert!(c["parentId"].is_null(), "{}", moved.body);
+    // Unknown ids change nothing and say so.
+    let missing = ask(&s, &k, "mutation { collectionUpdate(id: \"gid://shopify/Collection/999999\", input: {title: \"X\"}) { collection { id } userErrors { code } } }", json!({})).await;
+    assert!(
+        missing.body["data"]["collectionUpdate"]["collection"].is_null(),
+        "{}",
+        missing.body
+    );
+}

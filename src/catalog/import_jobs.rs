@@ -6,18 +6,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Jsonb, Nullable};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 
 use crate::db::PgPool;
+use crate::db::schema::imports;
 use crate::jobs::{self, Kind, NewJob};
-
-#[derive(QueryableByName)]
-struct Id {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-}
 
 /// Stores `content` and queues its import; returns the import's id.
 pub async fn enqueue(
@@ -26,19 +21,17 @@ pub async fn enqueue(
     content: &str,
 ) -> QueryResult<i64> {
     conn.transaction(async |conn| {
-        let row: Id = diesel::sql_query(
-            "INSERT INTO imports (filename, content) VALUES ($1, $2) RETURNING id",
-        )
-        .bind::<Text, _>(filename)
-        .bind::<Text, _>(content)
-        .get_result(conn)
-        .await?;
+        let id: i64 = diesel::insert_into(imports::table)
+            .values((imports::filename.eq(filename), imports::content.eq(content)))
+            .returning(imports::id)
+            .get_result(conn)
+            .await?;
         // One attempt: the importer upserts, so a manual retry is safe, but a failing
         // file should not be re-run automatically.
-        let mut job = NewJob::new(Kind::ImportCsv, serde_json::json!({ "import_id": row.id }));
+        let mut job = NewJob::new(Kind::ImportCsv, serde_json::json!({ "import_id": id }));
         job.max_attempts = 1;
         jobs::enqueue(conn, &[job]).await?;
-        Ok(row.id)
+        Ok(id)
     })
     .await
 }
@@ -67,32 +60,25 @@ pub async fn enqueue_audited(
 }
 
 /// An import as `import-status` shows it.
-#[derive(QueryableByName, Debug, Clone)]
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = imports)]
 pub struct ImportStatus {
-    #[diesel(sql_type = BigInt)]
     pub id: i64,
-    #[diesel(sql_type = Text)]
     pub filename: String,
-    #[diesel(sql_type = Text)]
     pub status: String,
-    #[diesel(sql_type = BigInt)]
     pub rows_done: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
     pub rows_total: Option<i64>,
-    #[diesel(sql_type = Nullable<Jsonb>)]
     pub report: Option<Value>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
     pub finished_at: Option<DateTime<Utc>>,
 }
 
 pub async fn status(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<ImportStatus>> {
-    diesel::sql_query(
-        "SELECT id, filename, status, rows_done, rows_total, report, finished_at FROM imports WHERE id = $1",
-    )
-    .bind::<BigInt, _>(id)
-    .get_result(conn)
-    .await
-    .optional()
+    imports::table
+        .find(id)
+        .select(ImportStatus::as_select())
+        .first(conn)
+        .await
+        .optional()
 }
 
 async fn set(pool: &PgPool, id: i64, sql: &str, done: i64, total: i64, report: Option<Value>) {
@@ -121,14 +107,13 @@ const FAILED_SQL: &str = "UPDATE imports SET status = 'FAILED', rows_done = $2, 
 /// Runs import `id` (the `import_csv` job), writing progress every half second.
 pub async fn run(pool: &PgPool, id: i64, shop_currency: &str) -> Result<(), String> {
     let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-    let file: Option<(String, String)> =
-        diesel::sql_query("SELECT status AS filename, content FROM imports WHERE id = $1")
-            .bind::<BigInt, _>(id)
-            .get_result::<Row>(&mut conn)
-            .await
-            .optional()
-            .map_err(|e| e.to_string())?
-            .map(|r| (r.filename, r.content));
+    let file: Option<(String, String)> = imports::table
+        .find(id)
+        .select((imports::status, imports::content))
+        .first(&mut *conn)
+        .await
+        .optional()
+        .map_err(|e| e.to_string())?;
     let Some((status, content)) = file else {
         return Ok(());
     };
@@ -186,14 +171,6 @@ pub async fn run(pool: &PgPool, id: i64, shop_currency: &str) -> Result<(), Stri
             Err(format!("import {id} failed: {e}"))
         }
     }
-}
-
-#[derive(QueryableByName)]
-struct Row {
-    #[diesel(sql_type = Text)]
-    filename: String,
-    #[diesel(sql_type = Text)]
-    content: String,
 }
 
 /// A task aborted when dropped; `stop` also waits until it has ended.

@@ -258,14 +258,19 @@ pub async fn get(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Jo
 /// Puts dead jobs back in their queue with fresh attempts: the ids given, or every dead
 /// job when `ids` is `None`. Returns how many were requeued.
 pub async fn retry_dead(conn: &mut AsyncPgConnection, ids: Option<&[i64]>) -> QueryResult<usize> {
-    let all = ids.is_none();
-    diesel::sql_query(
-        "UPDATE jobs SET state = 'queued', attempts = 0, run_at = now(), locked_by = NULL, \
-                locked_until = NULL, updated_at = now() \
-         WHERE state = 'dead' AND ($1 OR id = ANY($2))",
-    )
-    .bind::<diesel::sql_types::Bool, _>(all)
-    .bind::<diesel::sql_types::Array<BigInt>, _>(ids.unwrap_or_default())
+    use crate::db::schema::jobs as j;
+    let mut dead = diesel::update(j::table.filter(j::state.eq("dead"))).into_boxed();
+    if let Some(ids) = ids {
+        dead = dead.filter(j::id.eq_any(ids));
+    }
+    dead.set((
+        j::state.eq("queued"),
+        j::attempts.eq(0),
+        j::run_at.eq(diesel::dsl::now),
+        j::locked_by.eq(None::<String>),
+        j::locked_until.eq(None::<DateTime<Utc>>),
+        j::updated_at.eq(diesel::dsl::now),
+    ))
     .execute(conn)
     .await
 }

@@ -2,13 +2,38 @@
 //! admin API's writes. Each call is one transaction with its audit entry.
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bool};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 
-use super::{Id, delete_row, slug};
+use super::{delete_row, slug};
 use crate::catalog::writer;
+use crate::db::schema::{categories, collection_products, collections};
 use crate::partners::{Actor, AdminError, MAX_BULK, audit, constraint, too_many};
+
+/// What an update of a collection changes: the fields given (`None` leaves a column as it is).
+#[derive(AsChangeset)]
+#[diesel(table_name = collections)]
+struct CollectionChanges<'a> {
+    handle: Option<&'a str>,
+    title: Option<&'a str>,
+    description: Option<&'a str>,
+    description_html: Option<&'a str>,
+    seo_title: Option<&'a str>,
+    seo_description: Option<&'a str>,
+    image_url: Option<&'a str>,
+    image_alt: Option<&'a str>,
+    published: Option<bool>,
+}
+
+/// What an update of a category changes (`parent_id`: `Some(None)` makes it top-level).
+#[derive(AsChangeset)]
+#[diesel(table_name = categories)]
+struct CategoryChanges<'a> {
+    handle: Option<&'a str>,
+    name: Option<&'a str>,
+    parent_id: Option<Option<i64>>,
+}
 
 /// A collection's fields (`None`: unchanged on update, default on create).
 #[derive(Debug, Default, Clone)]
@@ -51,24 +76,32 @@ pub async fn create_collection(
     }
     let description = writer::strip_html(input.description_html.as_deref().unwrap_or(""));
     conn.transaction::<_, AdminError, _>(async |conn| {
-        let row: Id = diesel::sql_query(
-            "INSERT INTO collections (handle, title, description, description_html, seo_title, seo_description, \
-             image_url, image_alt, published) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        let id: i64 = diesel::insert_into(collections::table)
+            .values((
+                collections::handle.eq(&handle),
+                collections::title.eq(title),
+                collections::description.eq(&description),
+                collections::description_html.eq(input.description_html.as_deref().unwrap_or("")),
+                collections::seo_title.eq(&input.seo_title),
+                collections::seo_description.eq(&input.seo_description),
+                collections::image_url.eq(&input.image_url),
+                collections::image_alt.eq(&input.image_alt),
+                collections::published.eq(input.published.unwrap_or(true)),
+            ))
+            .returning(collections::id)
+            .get_result(conn)
+            .await
+            .map_err(|e| constraint(e, &["input", "handle"]))?;
+        audit::record(
+            conn,
+            actor,
+            "collectionCreate",
+            "Collection",
+            Some(id.to_string()),
+            collection_json(input),
         )
-        .bind::<Text, _>(&handle)
-        .bind::<Text, _>(title)
-        .bind::<Text, _>(&description)
-        .bind::<Text, _>(input.description_html.as_deref().unwrap_or(""))
-        .bind::<Nullable<Text>, _>(&input.seo_title)
-        .bind::<Nullable<Text>, _>(&input.seo_description)
-        .bind::<Nullable<Text>, _>(&input.image_url)
-        .bind::<Nullable<Text>, _>(&input.image_alt)
-        .bind::<Bool, _>(input.published.unwrap_or(true))
-        .get_result(conn)
-        .await
-        .map_err(|e| constraint(e, &["input", "handle"]))?;
-        audit::record(conn, actor, "collectionCreate", "Collection", Some(row.id.to_string()), collection_json(input)).await?;
-        Ok(row.id)
+        .await?;
+        Ok(id)
     })
     .await
 }
@@ -81,28 +114,32 @@ pub async fn update_collection(
 ) -> Result<bool, AdminError> {
     let description = input.description_html.as_deref().map(writer::strip_html);
     conn.transaction::<_, AdminError, _>(async |conn| {
-        let n = diesel::sql_query(
-            "UPDATE collections SET handle = COALESCE($2, handle), title = COALESCE($3, title), \
-             description = COALESCE($4, description), description_html = COALESCE($5, description_html), \
-             seo_title = COALESCE($6, seo_title), seo_description = COALESCE($7, seo_description), \
-             image_url = COALESCE($8, image_url), image_alt = COALESCE($9, image_alt), \
-             published = COALESCE($10, published), updated_at = now() WHERE id = $1",
-        )
-        .bind::<BigInt, _>(id)
-        .bind::<Nullable<Text>, _>(&input.handle)
-        .bind::<Nullable<Text>, _>(&input.title)
-        .bind::<Nullable<Text>, _>(&description)
-        .bind::<Nullable<Text>, _>(&input.description_html)
-        .bind::<Nullable<Text>, _>(&input.seo_title)
-        .bind::<Nullable<Text>, _>(&input.seo_description)
-        .bind::<Nullable<Text>, _>(&input.image_url)
-        .bind::<Nullable<Text>, _>(&input.image_alt)
-        .bind::<Nullable<Bool>, _>(input.published)
-        .execute(conn)
-        .await
-        .map_err(|e| constraint(e, &["input"]))?;
+        let changes = CollectionChanges {
+            handle: input.handle.as_deref(),
+            title: input.title.as_deref(),
+            description: description.as_deref(),
+            description_html: input.description_html.as_deref(),
+            seo_title: input.seo_title.as_deref(),
+            seo_description: input.seo_description.as_deref(),
+            image_url: input.image_url.as_deref(),
+            image_alt: input.image_alt.as_deref(),
+            published: input.published,
+        };
+        let n = diesel::update(collections::table.find(id))
+            .set((changes, collections::updated_at.eq(diesel::dsl::now)))
+            .execute(conn)
+            .await
+            .map_err(|e| constraint(e, &["input"]))?;
         if n > 0 {
-            audit::record(conn, actor, "collectionUpdate", "Collection", Some(id.to_string()), collection_json(input)).await?;
+            audit::record(
+                conn,
+                actor,
+                "collectionUpdate",
+                "Collection",
+                Some(id.to_string()),
+                collection_json(input),
+            )
+            .await?;
         }
         Ok(n > 0)
     })
@@ -141,9 +178,11 @@ pub async fn collection_products(
         )]));
     }
     conn.transaction::<_, AdminError, _>(async |conn| {
-        let exists: Option<Id> = diesel::sql_query("SELECT id FROM collections WHERE id = $1 FOR UPDATE")
-            .bind::<BigInt, _>(collection_id)
-            .get_result(conn)
+        let exists: Option<i64> = collections::table
+            .find(collection_id)
+            .select(collections::id)
+            .for_update()
+            .first(conn)
             .await
             .optional()?;
         if exists.is_none() {
@@ -162,11 +201,13 @@ pub async fn collection_products(
             .execute(conn)
             .await?
         } else {
-            diesel::sql_query("DELETE FROM collection_products WHERE collection_id = $1 AND product_id = ANY($2)")
-                .bind::<BigInt, _>(collection_id)
-                .bind::<Array<BigInt>, _>(product_ids)
-                .execute(conn)
-                .await?
+            diesel::delete(
+                collection_products::table
+                    .filter(collection_products::collection_id.eq(collection_id))
+                    .filter(collection_products::product_id.eq_any(product_ids)),
+            )
+            .execute(conn)
+            .await?
         };
         let action = if add { "collectionAddProducts" } else { "collectionRemoveProducts" };
         audit::record(conn, actor, action, "Collection", Some(collection_id.to_string()), json!({ "productIds": product_ids })).await?;
@@ -198,25 +239,26 @@ pub async fn create_category(
     };
     let handle = input.handle.clone().unwrap_or_else(|| slug(name));
     conn.transaction::<_, AdminError, _>(async |conn| {
-        let row: Id = diesel::sql_query(
-            "INSERT INTO categories (handle, name, parent_id) VALUES ($1, $2, $3) RETURNING id",
-        )
-        .bind::<Text, _>(&handle)
-        .bind::<Text, _>(name)
-        .bind::<Nullable<BigInt>, _>(input.parent_id.flatten())
-        .get_result(conn)
-        .await
-        .map_err(|e| constraint(e, &["input"]))?;
+        let id: i64 = diesel::insert_into(categories::table)
+            .values((
+                categories::handle.eq(&handle),
+                categories::name.eq(name),
+                categories::parent_id.eq(input.parent_id.flatten()),
+            ))
+            .returning(categories::id)
+            .get_result(conn)
+            .await
+            .map_err(|e| constraint(e, &["input"]))?;
         audit::record(
             conn,
             actor,
             "categoryCreate",
             "Category",
-            Some(row.id.to_string()),
+            Some(id.to_string()),
             json!({ "handle": handle, "name": name, "parentId": input.parent_id }),
         )
         .await?;
-        Ok(row.id)
+        Ok(id)
     })
     .await
 }
@@ -259,18 +301,16 @@ pub async fn update_category(
                 ));
             }
         }
-        let n = diesel::sql_query(
-            "UPDATE categories SET handle = COALESCE($2, handle), name = COALESCE($3, name), \
-             parent_id = CASE WHEN $4 THEN $5 ELSE parent_id END, updated_at = now() WHERE id = $1",
-        )
-        .bind::<BigInt, _>(id)
-        .bind::<Nullable<Text>, _>(&input.handle)
-        .bind::<Nullable<Text>, _>(&input.name)
-        .bind::<Bool, _>(input.parent_id.is_some())
-        .bind::<Nullable<BigInt>, _>(input.parent_id.flatten())
-        .execute(conn)
-        .await
-        .map_err(|e| constraint(e, &["input"]))?;
+        let changes = CategoryChanges {
+            handle: input.handle.as_deref(),
+            name: input.name.as_deref(),
+            parent_id: input.parent_id,
+        };
+        let n = diesel::update(categories::table.find(id))
+            .set((changes, categories::updated_at.eq(diesel::dsl::now)))
+            .execute(conn)
+            .await
+            .map_err(|e| constraint(e, &["input"]))?;
         if n > 0 {
             audit::record(
                 conn,
