@@ -49,26 +49,7 @@ if [[ "$standbys" != "0" ]]; then
 fi
 
 seed_db "$DB_NAME" "$PRODUCTS" "$OUT/checkout-seed.log"
-# Plenty of stock everywhere: the benchmark measures checkout, not stock-outs.
-psql "${PG[@]}" -d "$DB_NAME" <<SQL
-UPDATE inventory_levels SET on_hand = 1000000, reserved = 0;
-CREATE TABLE bench_pairs AS
-WITH sellable AS (
-    SELECT v.id, row_number() OVER (ORDER BY v.id) AS k
-    FROM product_variants v JOIN products p ON p.id = v.product_id
-    JOIN variant_prices vp ON vp.variant_id = v.id AND vp.currency = 'USD'
-    -- DENY variants: a CONTINUE one adds a statement (its empty level) the pgbench
-    -- script would have to mirror per pair.
-    WHERE p.status = 'ACTIVE' AND p.published_at <= now() AND v.inventory_policy = 'DENY'
-)
-SELECT a.k AS n, a.id AS v1, b.id AS v2
-FROM sellable a JOIN sellable b ON b.k = a.k + $PAIRS
-WHERE a.k <= $PAIRS;
-CREATE UNIQUE INDEX ON bench_pairs (n);
-VACUUM ANALYZE;
-SQL
-psql "${PG[@]}" -d "$DB_NAME" -Atc "SELECT 'gid://shopify/ProductVariant/' || v1 || E'\t' || 'gid://shopify/ProductVariant/' || v2 FROM bench_pairs ORDER BY n" >"$OUT/checkout-pairs.tsv"
-[[ $(wc -l <"$OUT/checkout-pairs.tsv") -eq $PAIRS ]] || bench_die "not enough sellable variants for $PAIRS pairs"
+prepare_checkout_db "$DB_NAME" "$PAIRS" "$OUT/checkout-pairs.tsv"
 
 bench_log "starting the gateway (workers off: the jobs the orders queue wait for later)"
 start_gateway checkout-gateway "$PORT" DATABASE_URL="$DB_URL" RUN_WORKERS=false RATE_LIMIT_ENABLED=false \

@@ -87,21 +87,7 @@ if [[ " $CASES " == *" checkout "* ]]; then
     BIN="$CANDIDATE" seed_db "$CHECKOUT_DB" 2000 "$OUT/compare-checkout-seed.log"
     bench_at_exit drop_checkout_db
     drop_checkout_db() { drop_db "$CHECKOUT_DB"; }
-    # Ample stock everywhere: the case measures checkout, not stock-outs.
-    psql "${PG[@]}" -d "$CHECKOUT_DB" <<SQL
-UPDATE inventory_levels SET on_hand = 1000000, reserved = 0;
-VACUUM ANALYZE;
-SQL
-    psql "${PG[@]}" -d "$CHECKOUT_DB" -Atc "
-        WITH sellable AS (
-            SELECT v.id, row_number() OVER (ORDER BY v.id) AS k
-            FROM product_variants v JOIN products p ON p.id = v.product_id
-            JOIN variant_prices vp ON vp.variant_id = v.id AND vp.currency = 'USD'
-            WHERE p.status = 'ACTIVE' AND p.published_at <= now() AND v.inventory_policy = 'DENY')
-        SELECT 'gid://shopify/ProductVariant/' || a.id || E'\t' || 'gid://shopify/ProductVariant/' || b.id
-        FROM sellable a JOIN sellable b ON b.k = a.k + 500 WHERE a.k <= 500 ORDER BY a.k" \
-        >"$RUNS/checkout-pairs.tsv"
-    [[ -s "$RUNS/checkout-pairs.tsv" ]] || bench_die "no sellable variant pairs for the checkout case"
+    prepare_checkout_db "$CHECKOUT_DB" 500 "$RUNS/checkout-pairs.tsv"
     start baseline-checkout "$BASELINE" 18285 DATABASE_URL="$PG_URL/$CHECKOUT_DB" CACHE_ENABLED=false RUN_WORKERS=false
     start candidate-checkout "$CANDIDATE" 18286 DATABASE_URL="$PG_URL/$CHECKOUT_DB" CACHE_ENABLED=false RUN_WORKERS=false
     URL[checkout.baseline]="http://127.0.0.1:18285"

@@ -214,6 +214,34 @@ graphql_answers() {
     [[ "$code" == 200 ]]
 }
 
+# prepare_checkout_db DB PAIRS TSV: gives every variant of DB ample stock (a checkout
+# benchmark measures checkout, not stock-outs), makes the table bench_pairs of PAIRS pairs
+# of sellable DENY variants (pgbench's script reads it) and writes them to TSV as the
+# global IDs examples/checkout_load takes.
+prepare_checkout_db() {
+    local db=$1 pairs=$2 tsv=$3
+    # Plenty of stock everywhere: the benchmark measures checkout, not stock-outs.
+    psql "${PG[@]}" -d "$db" <<SQL
+UPDATE inventory_levels SET on_hand = 1000000, reserved = 0;
+CREATE TABLE bench_pairs AS
+WITH sellable AS (
+    SELECT v.id, row_number() OVER (ORDER BY v.id) AS k
+    FROM product_variants v JOIN products p ON p.id = v.product_id
+    JOIN variant_prices vp ON vp.variant_id = v.id AND vp.currency = 'USD'
+    -- DENY variants: a CONTINUE one adds a statement (its empty level) the pgbench
+    -- script would have to mirror per pair.
+    WHERE p.status = 'ACTIVE' AND p.published_at <= now() AND v.inventory_policy = 'DENY'
+)
+SELECT a.k AS n, a.id AS v1, b.id AS v2
+FROM sellable a JOIN sellable b ON b.k = a.k + $pairs
+WHERE a.k <= $pairs;
+CREATE UNIQUE INDEX ON bench_pairs (n);
+VACUUM ANALYZE;
+SQL
+    psql "${PG[@]}" -d "$db" -Atc "SELECT 'gid://shopify/ProductVariant/' || v1 || E'\t' || 'gid://shopify/ProductVariant/' || v2 FROM bench_pairs ORDER BY n" >"$tsv"
+    [[ $(wc -l <"$tsv") -eq $pairs ]] || bench_die "not enough sellable variants for $pairs pairs"
+}
+
 # gateway_ready PORT [CACHE]: probe: the gateway's /readyz answers 2xx (it reaches the
 # database) and, with CACHE=true, reports its response cache listening.
 gateway_ready() {
