@@ -4,14 +4,15 @@
 //! Raw SQL here because the rows are the admin API's own shapes: a product without its
 //! storefront projections, a collection with its product count (a correlated subquery),
 //! a variant with its prices aggregated as JSON in the same statement. Every look-up of
-//! many rows takes its keys as one array (`= ANY($1)`), for the admin dataloaders.
+//! many rows takes its keys as one array (`= ANY($1)`), for the admin dataloaders. The
+//! plain look-ups of a variant's product go through diesel's DSL.
 
 use chrono::{DateTime, Utc};
-use diesel::QueryableByName;
+use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Int4, Int8, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use diesel::QueryResult;
+use crate::db::schema::product_variants as pv;
 
 #[derive(QueryableByName, Clone, Debug)]
 pub struct ProductRow {
@@ -150,14 +151,6 @@ pub struct OptionRow {
     pub values: Vec<String>,
 }
 
-#[derive(QueryableByName)]
-struct VariantOf {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = BigInt)]
-    product_id: i64,
-}
-
 /// Products by id, in the order asked (unknown ids left out).
 pub async fn products_by_ids(
     conn: &mut AsyncPgConnection,
@@ -242,12 +235,11 @@ pub async fn products_of_variants(
     conn: &mut AsyncPgConnection,
     ids: &[i64],
 ) -> QueryResult<Vec<(i64, i64)>> {
-    let rows: Vec<VariantOf> =
-        diesel::sql_query("SELECT id, product_id FROM product_variants WHERE id = ANY($1)")
-            .bind::<Array<BigInt>, _>(ids)
-            .load(conn)
-            .await?;
-    Ok(rows.into_iter().map(|r| (r.id, r.product_id)).collect())
+    pv::table
+        .filter(pv::id.eq_any(ids))
+        .select((pv::id, pv::product_id))
+        .load(conn)
+        .await
 }
 
 /// `(variant id, product id)` of the variants with these SKUs.
@@ -255,12 +247,11 @@ pub async fn products_of_skus(
     conn: &mut AsyncPgConnection,
     skus: &[String],
 ) -> QueryResult<Vec<(i64, i64)>> {
-    let rows: Vec<VariantOf> =
-        diesel::sql_query("SELECT id, product_id FROM product_variants WHERE sku = ANY($1)")
-            .bind::<Array<Text>, _>(skus)
-            .load(conn)
-            .await?;
-    Ok(rows.into_iter().map(|r| (r.id, r.product_id)).collect())
+    pv::table
+        .filter(pv::sku.eq_any(skus))
+        .select((pv::id, pv::product_id))
+        .load(conn)
+        .await
 }
 
 pub async fn collection_by_id(
